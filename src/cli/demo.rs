@@ -1,0 +1,130 @@
+//! `callvault demo`: the simulator in-process, synced into a demo archive, with stats.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::sync::{report_outcome, run_sync};
+use super::{Cli, Outcome};
+use crate::providers::{self, HttpClient, ProviderKind, RetryPolicy, Scope};
+use crate::query::stats::agent_figures;
+use crate::secret::ApiKey;
+use crate::sim::{self, SimConfig, Simulator};
+use crate::store::Archive;
+use crate::sync::{Source, SyncSettings};
+
+/// The archive the demo writes unless `--db` says otherwise.
+pub const DEMO_DB: &str = "callvault-demo.db";
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Calls the simulator serves
+    #[arg(long, default_value_t = 20_000)]
+    pub calls: u64,
+    /// Agents they are spread over
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub agents: u32,
+    /// Seed of the generated data
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
+    let config = SimConfig {
+        calls: args.calls,
+        agents: args.agents,
+        seed: args.seed,
+        ..SimConfig::default()
+    };
+    let simulator = Simulator::new(&config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("starting the simulator on 127.0.0.1")?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(sim::serve(listener, simulator.clone(), async move {
+        let _ = stopped.await;
+    }));
+
+    let path = cli.archive_path(DEMO_DB);
+    let archive =
+        Archive::open(&path).with_context(|| format!("opening the archive {}", path.display()))?;
+    let http = HttpClient::new(RetryPolicy::default(), None)?;
+    let provider = providers::connect(
+        ProviderKind::Bluejay,
+        http,
+        &base_url,
+        ApiKey::new(config.api_key.clone()),
+    )?;
+    let source = Source {
+        provider,
+        base_url: base_url.clone(),
+        scopes: simulator
+            .agents()
+            .into_iter()
+            .map(|agent_id| Scope {
+                agent_id,
+                label: None,
+            })
+            .collect(),
+    };
+    eprintln!(
+        "simulator serving {} calls for {} agents at {base_url}",
+        args.calls, args.agents
+    );
+    let settings = SyncSettings {
+        concurrency: 8,
+        ..SyncSettings::default()
+    };
+    let report = run_sync(
+        archive,
+        vec![source],
+        settings,
+        cli.progress_bar("syncing demo"),
+    )
+    .await?;
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let outcome = report_outcome(&report)?;
+    print_figures(&path)?;
+    Ok(outcome)
+}
+
+fn print_figures(path: &Path) -> anyhow::Result<()> {
+    let conn = Archive::open_read_only(path)?;
+    let figures = agent_figures(&conn)?;
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
+        .set_header([
+            "agent",
+            "calls",
+            "latency p50 ms",
+            "latency p95 ms",
+            "n",
+            "hallucination rate",
+        ]);
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+    for f in &figures {
+        table.add_row([
+            f.agent_id.clone(),
+            f.calls.to_string(),
+            ms(f.latency_p50),
+            ms(f.latency_p95),
+            f.latency_n.to_string(),
+            f.hallucination_rate().map_or("-".into(), |r| {
+                format!("{:.2}% of {}", r * 100.0, f.verdicts)
+            }),
+        ]);
+    }
+    println!("{table}");
+    let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    println!("archive: {}", shown.display());
+    println!(
+        "try: callvault --db {} query \"SELECT status, count(*) FROM calls GROUP BY status\"",
+        shown.display()
+    );
+    Ok(())
+}

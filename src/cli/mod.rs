@@ -1,0 +1,138 @@
+//! The command line: argument definitions and the glue from each command to the library.
+//!
+//! Parsing and validation happen here (clap `value_parser`s, so a bad value is a usage
+//! error, exit 2, before anything runs); each command then resolves its inputs (archive path,
+//! config, keys from the environment), calls the library, and renders results. Data goes to
+//! stdout; progress, summaries, logs and errors go to stderr. Library code never prints.
+
+mod demo;
+mod query;
+mod sim;
+mod status;
+mod sync;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// How a command that ran to its end went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done: exit 0.
+    Success,
+    /// Finished, but some streams or items failed (summary on stderr): exit 3.
+    Partial,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "callvault",
+    version,
+    about = "A local, incrementally synced archive of voice-AI call logs",
+    after_help = "Exit codes: 0 success, 1 failure, 2 usage error, 3 finished with some items failed."
+)]
+pub struct Cli {
+    /// The archive file [default: $CALLVAULT_DB, else ./callvault.db]
+    #[arg(long, global = true, env = "CALLVAULT_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr; no progress bars
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Mirror calls and evaluations from a provider (or every source in callvault.toml)
+    Sync(sync::SyncArgs),
+    /// Per stream: calls, evaluations, last sync, checkpoint
+    Status,
+    /// Run one read-only SQL statement over the archive
+    Query(query::QueryArgs),
+    /// Serve the providers' APIs from seeded data on 127.0.0.1, for tests and trials
+    Sim(sim::SimArgs),
+    /// Start the simulator in-process, sync it into a demo archive and print stats
+    Demo(demo::DemoArgs),
+}
+
+impl Cli {
+    /// The archive path this run uses.
+    fn archive_path(&self, default: &str) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| PathBuf::from(default))
+    }
+
+    /// A progress bar on stderr, or a hidden one when stderr is no terminal or `-q` is set.
+    fn progress_bar(&self, what: &str) -> ProgressBar {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} pages, {per_sec}, eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+}
+
+/// The archive path when neither `--db` nor `$CALLVAULT_DB` is given.
+pub const DEFAULT_DB: &str = "callvault.db";
+
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match &cli.command {
+        Command::Sync(args) => sync::run(&cli, args).await,
+        Command::Status => status::run(&cli),
+        Command::Query(args) => query::run(&cli, args),
+        Command::Sim(args) => sim::run(args).await,
+        Command::Demo(args) => demo::run(&cli, args).await,
+    }
+}
+
+/// Parses a positive count for flags like `--concurrency`.
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!("'{text}' is not a whole number from 1 to 1024")),
+    }
+}
+
+/// Parses a request rate for `--rps`.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "'{text}' is not a positive number of requests per second"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_parsers_refuse_nonsense() {
+        assert_eq!(parse_positive("8"), Ok(8));
+        assert!(parse_positive("0").is_err());
+        assert!(parse_positive("-3").is_err());
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("NaN").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,58 @@
+//! `callvault sim`: serve the simulator until Ctrl-C.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::Outcome;
+use crate::sim::{self, SimConfig, Simulator, SortOrder, DEFAULT_SIM_KEY};
+
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Where to listen; port 0 picks a free one
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub addr: std::net::SocketAddr,
+    /// Calls in the data set
+    #[arg(long, default_value_t = 1_000)]
+    pub calls: u64,
+    /// Agents the calls are spread over
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub agents: u32,
+    /// Seed of the generated data
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Added to every response, in milliseconds
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// The order list endpoints serve calls in
+    #[arg(long, value_enum, default_value_t = SortOrder::NewestFirst)]
+    pub order: SortOrder,
+    /// The API key the simulator accepts
+    #[arg(long, default_value = DEFAULT_SIM_KEY)]
+    pub api_key: String,
+}
+
+pub async fn run(args: &SimArgs) -> anyhow::Result<Outcome> {
+    let config = SimConfig {
+        calls: args.calls,
+        agents: args.agents,
+        seed: args.seed,
+        latency: Duration::from_millis(args.latency_ms),
+        order: args.order,
+        api_key: args.api_key.clone(),
+        anchor: None,
+    };
+    let simulator = Simulator::new(&config);
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("listening on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    println!("agents: {}", simulator.agents().join(" "));
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    sim::serve(listener, simulator, shutdown).await?;
+    Ok(Outcome::Success)
+}

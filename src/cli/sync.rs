@@ -1,0 +1,190 @@
+//! `callvault sync [PROVIDER]`: resolve sources, keys and the archive, then run the sync.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::{parse_positive, parse_rate, Cli, Outcome, DEFAULT_DB};
+use crate::config::{Config, SourceConfig, CONFIG_FILE};
+use crate::providers::{self, HttpClient, ProviderKind, RetryPolicy, Scope, WalkOptions, Window};
+use crate::secret::ApiKey;
+use crate::store::{Archive, ArchiveWriter};
+use crate::sync::{self, Source, StreamOutcome, SyncReport, SyncSettings};
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// bluejay, cartesia, clarion or ultravox; omit to sync every source in callvault.toml
+    pub provider: Option<ProviderKind>,
+    /// An agent to sync (repeatable); defaults to the agents callvault.toml lists
+    #[arg(long = "agent", value_name = "ID")]
+    pub agents: Vec<String>,
+    /// Only calls with this label
+    #[arg(long)]
+    pub label: Option<String>,
+    /// The provider's API address (the simulator's, in tests)
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// How far back to look: 1day, 3days, 7days, 30days, 90days or all [default: since the last complete sync]
+    #[arg(long, value_parser = clap::value_parser!(Window))]
+    pub window: Option<Window>,
+    /// Walk everything the provider holds, whatever the last sync saw
+    #[arg(long)]
+    pub full: bool,
+    /// Page requests in flight at once
+    #[arg(long, default_value_t = sync::DEFAULT_CONCURRENCY, value_parser = parse_positive)]
+    pub concurrency: usize,
+    /// At most this many requests per second, all streams together
+    #[arg(long, value_parser = parse_rate)]
+    pub rps: Option<f64>,
+    /// The config file [default: callvault.toml next to the archive]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+fn config_path(cli: &Cli, args: &SyncArgs) -> PathBuf {
+    if let Some(path) = &args.config {
+        return path.clone();
+    }
+    let db = cli.archive_path(DEFAULT_DB);
+    db.parent()
+        .map(|dir| dir.join(CONFIG_FILE))
+        .unwrap_or_else(|| PathBuf::from(CONFIG_FILE))
+}
+
+/// The sources this run syncs, from the flags and the config file.
+fn resolve_sources(cli: &Cli, args: &SyncArgs) -> anyhow::Result<Vec<SourceConfig>> {
+    let path = config_path(cli, args);
+    let config = Config::load(&path)?;
+    if args.config.is_some() && config.is_none() {
+        bail!("no config file at {}", path.display());
+    }
+    let configured = config.map(|c| c.sources).unwrap_or_default();
+    let Some(kind) = args.provider else {
+        if !args.agents.is_empty() {
+            bail!("--agent needs a provider: callvault sync bluejay --agent ID");
+        }
+        if configured.is_empty() {
+            bail!(
+                "nothing to sync: no sources in {}; name a provider (callvault sync bluejay --agent ID) or add a [[source]] there",
+                path.display()
+            );
+        }
+        return Ok(configured);
+    };
+    if !args.agents.is_empty() {
+        let from_config = configured.iter().find(|s| s.provider == kind);
+        return Ok(vec![SourceConfig {
+            provider: kind,
+            agents: args.agents.clone(),
+            base_url: args
+                .base_url
+                .clone()
+                .or_else(|| from_config.and_then(|s| s.base_url.clone())),
+            label: args.label.clone(),
+            key_env: from_config.and_then(|s| s.key_env.clone()),
+        }]);
+    }
+    let mine: Vec<SourceConfig> = configured
+        .into_iter()
+        .filter(|s| s.provider == kind)
+        .collect();
+    if mine.is_empty() {
+        bail!(
+            "no agents to sync: pass --agent ID, or list {kind} agents in {}",
+            path.display()
+        );
+    }
+    Ok(mine)
+}
+
+pub async fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<Outcome> {
+    let configs = resolve_sources(cli, args)?;
+    let http =
+        HttpClient::new(RetryPolicy::default(), args.rps).context("building the HTTP client")?;
+    let mut sources = Vec::new();
+    for config in &configs {
+        let key = ApiKey::from_env(config.key_env())?;
+        let base_url = args
+            .base_url
+            .clone()
+            .or_else(|| config.base_url.clone())
+            .unwrap_or_else(|| config.provider.default_base_url().to_string());
+        let provider = providers::connect(config.provider, http.clone(), &base_url, key)?;
+        let label = args.label.clone().or_else(|| config.label.clone());
+        sources.push(Source {
+            provider,
+            base_url,
+            scopes: config
+                .agents
+                .iter()
+                .map(|agent| Scope {
+                    agent_id: agent.clone(),
+                    label: label.clone(),
+                })
+                .collect(),
+        });
+    }
+    let path = cli.archive_path(DEFAULT_DB);
+    let archive =
+        Archive::open(&path).with_context(|| format!("opening the archive {}", path.display()))?;
+    let settings = SyncSettings {
+        options: WalkOptions {
+            window: args.window,
+            full: args.full,
+        },
+        concurrency: args.concurrency,
+    };
+    let report = run_sync(archive, sources, settings, cli.progress_bar("syncing")).await?;
+    report_outcome(&report)
+}
+
+/// Runs a sync on its own writer thread and closes the archive when it ends.
+pub async fn run_sync(
+    archive: Archive,
+    sources: Vec<Source>,
+    settings: SyncSettings,
+    progress: indicatif::ProgressBar,
+) -> anyhow::Result<SyncReport> {
+    let writer = Arc::new(ArchiveWriter::spawn(archive));
+    let report = sync::sync_sources(writer.clone(), sources, settings, progress).await;
+    if let Ok(writer) = Arc::try_unwrap(writer) {
+        tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .context("closing the archive")?;
+    }
+    Ok(report?)
+}
+
+/// Prints the summary and failures, and turns them into the exit outcome.
+pub fn report_outcome(report: &SyncReport) -> anyhow::Result<Outcome> {
+    eprintln!("{}", report.summary_line());
+    let failed: Vec<_> = report.failed().collect();
+    for s in &failed {
+        let (what, why) = match &s.outcome {
+            StreamOutcome::Failed(why) => ("failed", why),
+            StreamOutcome::Unsettled(why) => ("not settled", why),
+            StreamOutcome::Complete => continue,
+        };
+        eprintln!("{} {} {what}: {why}", s.provider, s.scope);
+    }
+    if failed.is_empty() {
+        Ok(Outcome::Success)
+    } else if failed.len() == report.streams.len()
+        && failed
+            .iter()
+            .all(|s| matches!(s.outcome, StreamOutcome::Failed(_)))
+    {
+        let first = failed
+            .first()
+            .map(|s| match &s.outcome {
+                StreamOutcome::Failed(why) => format!("{} {}: {why}", s.provider, s.scope),
+                _ => String::new(),
+            })
+            .unwrap_or_default();
+        bail!("sync failed: {first}")
+    } else {
+        Ok(Outcome::Partial)
+    }
+}

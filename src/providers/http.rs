@@ -1,0 +1,337 @@
+//! The one HTTP client every provider uses, with the one retry policy and rate limit.
+//!
+//! `HttpClient::execute` sends a request built by the adapter, reads the whole body and hands
+//! it to the adapter's decoder; whatever fails on the way comes back as a `ProviderError` that
+//! knows whether it is retryable. 429 and 503 honour `Retry-After` (seconds or an HTTP date);
+//! other 5xx, timeouts, dropped connections and truncated or malformed bodies are retried
+//! with exponential backoff and full jitter, a bounded number of times. A provider that asks
+//! to wait longer than `RetryPolicy::max_wait` stops the request with `WaitTooLong`, so the run
+//! can end cleanly and be resumed. Every request of a run passes one shared token bucket.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode};
+use serde::Deserialize;
+
+use super::{FieldError, ProviderError, ProviderKind};
+
+/// How often and how long a failed request is tried again.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included.
+    pub max_attempts: u32,
+    /// The first backoff's upper bound; it doubles with each attempt.
+    pub base_delay: Duration,
+    /// The largest backoff between two attempts.
+    pub max_delay: Duration,
+    /// The longest `Retry-After` we accept before giving up on the run.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            max_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: a uniform delay between zero and the attempt's exponential bound.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let bound = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max_delay);
+        let millis = bound.as_millis() as u64;
+        Duration::from_millis(rand::rng().random_range(0..=millis))
+    }
+}
+
+/// A response read whole, handed to an adapter's decoder.
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl HttpResponse {
+    /// The error this non-success response stands for, with the provider's own message.
+    pub fn error(&self, provider: ProviderKind, endpoint: &str) -> ProviderError {
+        let status = self.status.as_u16();
+        let endpoint = endpoint.to_string();
+        match status {
+            401 | 403 => ProviderError::Unauthorized {
+                provider,
+                status,
+                endpoint,
+                message: provider_message(&self.body),
+            },
+            422 => ProviderError::Invalid {
+                provider,
+                endpoint,
+                fields: validation_fields(&self.body),
+            },
+            _ => ProviderError::Status {
+                provider,
+                status,
+                endpoint,
+                message: provider_message(&self.body),
+                retry_after: parse_retry_after(&self.headers),
+            },
+        }
+    }
+
+    pub fn malformed(
+        &self,
+        provider: ProviderKind,
+        endpoint: &str,
+        err: impl std::fmt::Display,
+    ) -> ProviderError {
+        ProviderError::Malformed {
+            provider,
+            endpoint: endpoint.to_string(),
+            message: format!("{err} (HTTP {}, {} bytes)", self.status, self.body.len()),
+        }
+    }
+}
+
+/// The message inside an error body, whatever shape the provider uses.
+fn provider_message(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Shapes {
+        detail: Option<serde_json::Value>,
+        message: Option<String>,
+        title: Option<String>,
+        error: Option<serde_json::Value>,
+    }
+    let text = String::from_utf8_lossy(body);
+    match serde_json::from_slice::<Shapes>(body) {
+        Ok(s) => {
+            if let Some(m) = s.message.or(s.title) {
+                return m;
+            }
+            match s.detail.or(s.error) {
+                Some(serde_json::Value::String(m)) => m,
+                Some(other) => other.to_string(),
+                None => shorten(&text),
+            }
+        }
+        Err(_) if text.trim().is_empty() => "no message".into(),
+        Err(_) => shorten(&text),
+    }
+}
+
+fn shorten(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// The fields of a FastAPI-style 422 body, `{detail: [{loc, msg, type}]}`.
+fn validation_fields(body: &[u8]) -> Vec<FieldError> {
+    #[derive(Deserialize)]
+    struct Body {
+        detail: Vec<Item>,
+    }
+    #[derive(Deserialize)]
+    struct Item {
+        #[serde(default)]
+        loc: Vec<serde_json::Value>,
+        #[serde(default)]
+        msg: String,
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(b) => b
+            .detail
+            .into_iter()
+            .map(|item| FieldError {
+                location: item
+                    .loc
+                    .iter()
+                    .map(|part| match part {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("."),
+                message: item.msg,
+            })
+            .collect(),
+        Err(_) => vec![FieldError {
+            location: "body".into(),
+            message: provider_message(body),
+        }],
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// One `reqwest::Client` for the whole process, plus the retry policy and the rate limit.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
+impl HttpClient {
+    pub fn new(policy: RetryPolicy, rps: Option<f64>) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("callvault/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .gzip(true)
+            .build()?;
+        let limiter = rps
+            .and_then(rate_quota)
+            .map(|q| Arc::new(RateLimiter::direct(q)));
+        Ok(HttpClient {
+            client,
+            policy,
+            limiter,
+        })
+    }
+
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
+    /// Sends the request `build` makes, retrying as the policy says, and decodes the
+    /// response with `decode`. `endpoint` names the request in errors and logs; it never
+    /// holds a secret.
+    pub async fn execute<T>(
+        &self,
+        provider: ProviderKind,
+        endpoint: &str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+        decode: impl Fn(&HttpResponse) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let mut attempt = 1;
+        loop {
+            let result = self.attempt(provider, endpoint, &build, &decode).await;
+            let err = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if !err.is_retryable() || attempt >= self.policy.max_attempts {
+                return Err(err);
+            }
+            let delay = match err.retry_after() {
+                Some(asked) if asked > self.policy.max_wait => {
+                    return Err(ProviderError::WaitTooLong {
+                        provider,
+                        endpoint: endpoint.to_string(),
+                        asked,
+                        cap: self.policy.max_wait,
+                    })
+                }
+                Some(asked) => asked,
+                None => self.policy.backoff(attempt),
+            };
+            tracing::warn!(
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                "retrying {provider} {endpoint}: {err}"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt<T>(
+        &self,
+        provider: ProviderKind,
+        endpoint: &str,
+        build: &impl Fn(&reqwest::Client) -> RequestBuilder,
+        decode: &impl Fn(&HttpResponse) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+        let transport = |source| ProviderError::Transport {
+            provider,
+            endpoint: endpoint.to_string(),
+            source,
+        };
+        tracing::debug!("{provider} {endpoint}");
+        let response = build(&self.client).send().await.map_err(transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(transport)?;
+        decode(&HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+fn rate_quota(rps: f64) -> Option<Quota> {
+    if !(rps.is_finite() && rps > 0.0) {
+        return None;
+    }
+    let period = Duration::from_secs_f64(1.0 / rps);
+    Quota::with_period(period).map(|q| q.allow_burst(NonZeroU32::MIN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(3)));
+        let later = chrono::Utc::now() + chrono::Duration::seconds(30);
+        let date = later.to_rfc2822().replace("+0000", "GMT");
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
+        let wait = parse_retry_after(&h).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(parse_retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_stays_within_its_bound() {
+        let p = RetryPolicy::default();
+        for attempt in 1..10 {
+            let bound = p.base_delay * (1 << (attempt - 1));
+            assert!(p.backoff(attempt) <= bound.min(p.max_delay));
+        }
+    }
+
+    #[test]
+    fn validation_errors_read_field_by_field() {
+        let body = br#"{"detail":[{"loc":["query","page_size"],"msg":"Input should be less than or equal to 100","type":"less_than_equal"}]}"#;
+        let fields = validation_fields(body);
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].location, "query.page_size");
+        assert!(fields[0].message.contains("100"));
+    }
+}

@@ -1,0 +1,239 @@
+//! The simulator: a local HTTP server that speaks the providers' APIs from one seeded data set.
+//!
+//! Tests, benches and the demo sync against it instead of a real provider. It is started from
+//! an already-bound listener (tests bind `127.0.0.1:0`, so there are no port races), serves
+//! until its shutdown future resolves, and exposes hooks (`Simulator`) to change the data
+//! while it runs: add calls, give unfinished calls late evaluations, switch the sort order,
+//! and read back every call it would serve and every DELETE it received. `SimServer` runs
+//! one on a thread of its own, for synchronous tests. It never listens beyond the address
+//! it is given.
+
+mod bluejay;
+pub mod data;
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+pub use data::Dataset;
+
+/// The key the simulator accepts unless told otherwise.
+pub const DEFAULT_SIM_KEY: &str = "sim-key";
+
+/// The order list endpoints serve calls in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortOrder {
+    NewestFirst,
+    OldestFirst,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub calls: u64,
+    pub agents: u32,
+    pub seed: u64,
+    /// Added to every response.
+    pub latency: Duration,
+    pub order: SortOrder,
+    pub api_key: String,
+    /// The time the generated calls lead up to; now, unless a test pins it.
+    pub anchor: Option<DateTime<Utc>>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            calls: 1_000,
+            agents: 2,
+            seed: 1,
+            latency: Duration::ZERO,
+            order: SortOrder::NewestFirst,
+            api_key: DEFAULT_SIM_KEY.into(),
+            anchor: None,
+        }
+    }
+}
+
+/// A DELETE the simulator received, as it received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteRecord {
+    pub provider: &'static str,
+    pub call_id: String,
+    pub recording_only: bool,
+    pub status: u16,
+}
+
+struct SimState {
+    data: Dataset,
+    order: SortOrder,
+    latency: Duration,
+    api_key: String,
+    deletes: Vec<DeleteRecord>,
+    requests: u64,
+}
+
+/// A handle on a running simulator's data; cheap to clone.
+#[derive(Clone)]
+pub struct Simulator {
+    state: Arc<Mutex<SimState>>,
+}
+
+impl Simulator {
+    pub fn new(config: &SimConfig) -> Simulator {
+        let anchor = config.anchor.unwrap_or_else(Utc::now);
+        Simulator {
+            state: Arc::new(Mutex::new(SimState {
+                data: Dataset::new(config.seed, config.calls, config.agents, anchor),
+                order: config.order,
+                latency: config.latency,
+                api_key: config.api_key.clone(),
+                deletes: Vec::new(),
+                requests: 0,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panic while holding the lock leaves the data usable; keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn agents(&self) -> Vec<String> {
+        self.lock().data.agents().to_vec()
+    }
+
+    pub fn set_order(&self, order: SortOrder) {
+        self.lock().order = order;
+    }
+
+    /// Adds `n` calls, created now, to the agent at `agent_index`; returns their ids.
+    pub fn add_calls(&self, agent_index: usize, n: u32) -> Vec<String> {
+        let index = u16::try_from(agent_index).unwrap_or(u16::MAX);
+        self.lock().data.add_calls(index, n, Utc::now())
+    }
+
+    /// Gives up to `n` calls without an evaluation one, newest first, among the calls
+    /// created in `created`. Returns their ids.
+    pub fn complete_pending(&self, n: usize, created: Range<DateTime<Utc>>) -> Vec<String> {
+        let range = created.start.timestamp_millis()..created.end.timestamp_millis();
+        self.lock().data.complete_pending(n, range, Utc::now())
+    }
+
+    /// Every call the simulator would serve now, as JSON, oldest first.
+    pub fn calls_json(&self) -> Vec<serde_json::Value> {
+        let mut state = self.lock();
+        let slots = state.data.all_live();
+        slots
+            .into_iter()
+            .map(|s| serde_json::to_value(state.data.render(s)).unwrap_or_default())
+            .collect()
+    }
+
+    /// Every DELETE received so far.
+    pub fn deletes(&self) -> Vec<DeleteRecord> {
+        self.lock().deletes.clone()
+    }
+
+    /// Requests served so far, all endpoints.
+    pub fn requests(&self) -> u64 {
+        self.lock().requests
+    }
+
+    fn authorized(&self, headers: &axum::http::HeaderMap, header: &str) -> bool {
+        let state = self.lock();
+        headers
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == state.api_key)
+    }
+
+    /// Counts a request and returns the latency to add to it.
+    fn begin_request(&self) -> Duration {
+        let mut state = self.lock();
+        state.requests += 1;
+        state.latency
+    }
+}
+
+fn router(sim: Simulator) -> axum::Router {
+    bluejay::routes().with_state(sim)
+}
+
+/// Serves `sim` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    sim: Simulator,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(sim))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A simulator on a thread of its own, listening on 127.0.0.1 at a free port.
+pub struct SimServer {
+    pub sim: Simulator,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SimServer {
+    pub fn start(config: SimConfig) -> std::io::Result<SimServer> {
+        let sim = Simulator::new(&config);
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = sim.clone();
+        let thread = std::thread::Builder::new()
+            .name("callvault-sim".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(std_listener) {
+                        Ok(listener) => {
+                            let shutdown = async move {
+                                let _ = stopped.await;
+                            };
+                            if let Err(e) = serve(listener, served, shutdown).await {
+                                tracing::error!("simulator stopped: {e}");
+                            }
+                        }
+                        Err(e) => tracing::error!("simulator could not listen: {e}"),
+                    }
+                })
+            })?;
+        Ok(SimServer {
+            sim,
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,792 @@
+//! The archive: one SQLite file, its schema, and every write callvault makes to it.
+//!
+//! `Archive` owns a read-write connection; during a sync it lives on the one writer thread
+//! (`ArchiveWriter`) and nothing else writes. A page of calls, with all their children, the
+//! run's counts and the stream's progress, is one transaction, so a crash at any instant
+//! leaves the archive as it was after some whole page. A call whose raw JSON hashes the same
+//! as the stored one is left alone; a changed call is deleted (its children cascade) and
+//! written anew, so children never mix two versions. Readers open their own read-only
+//! connections (`open_read_only`), which WAL lets run beside a writer. This module knows no
+//! HTTP.
+
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+
+pub use writer::ArchiveWriter;
+
+use crate::providers::{CallRecord, ProviderKind, StreamState};
+use crate::time::{format_timestamp, parse_timestamp};
+
+/// The whole schema of a new archive.
+pub const SCHEMA: &str = include_str!("../../schema.sql");
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path} is not a SQLite database; callvault left it untouched")]
+    NotSqlite { path: PathBuf },
+    #[error(
+        "{path} is a SQLite database but not a callvault archive; callvault left it untouched"
+    )]
+    ForeignDatabase { path: PathBuf },
+    #[error("{path} was written by a newer callvault (schema {found}, this build knows {known})")]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("no archive at {path}; run `callvault sync` first")]
+    Missing { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the archive writer stopped")]
+    WriterGone,
+}
+
+/// Counts of what one page did to the archive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageCounts {
+    pub new: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Evaluations written (of new and updated calls).
+    pub evaluations: u64,
+    /// Calls deleted through callvault that the provider still returned; not re-inserted.
+    pub refused_resurrections: u64,
+}
+
+impl std::ops::AddAssign for PageCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.new += o.new;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.evaluations += o.evaluations;
+        self.refused_resurrections += o.refused_resurrections;
+    }
+}
+
+/// How a sync run ended, as `sync_runs.outcome` records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    Complete,
+    Partial,
+    Failed,
+}
+
+impl RunOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Complete => "complete",
+            RunOutcome::Partial => "partial",
+            RunOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// A stream as `status` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamSummary {
+    pub provider: String,
+    pub scope: String,
+    pub base_url: String,
+    pub calls: i64,
+    pub evaluations: i64,
+    pub last_synced_at: Option<String>,
+    pub last_complete_started_at: Option<String>,
+    pub checkpoint: Option<String>,
+}
+
+pub struct Archive {
+    conn: Connection,
+}
+
+/// Refuses, without writing a byte, a file that is not a SQLite database.
+fn check_header(path: &Path) -> Result<bool, StoreError> {
+    use std::io::Read;
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    let mut header = [0u8; 16];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]).map_err(io)? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    if read == 0 {
+        return Ok(true);
+    }
+    if read < header.len() || &header != SQLITE_HEADER {
+        return Err(StoreError::NotSqlite {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(true)
+}
+
+impl Archive {
+    /// Opens (or creates) the archive at `path`, bringing its schema up to date.
+    pub fn open(path: &Path) -> Result<Archive, StoreError> {
+        check_header(path)?;
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| not_sqlite(path, e))?;
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version == 0 && tables > 0 {
+            return Err(StoreError::ForeignDatabase {
+                path: path.to_path_buf(),
+            });
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        if version == 0 {
+            conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?;
+        }
+        Ok(Archive { conn })
+    }
+
+    /// A connection that cannot change the archive: opened read-only and `query_only`.
+    pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+        if !check_header(path)? {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| not_sqlite(path, e))?;
+        if version == 0 {
+            return Err(StoreError::ForeignDatabase {
+                path: path.to_path_buf(),
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(conn)
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// What the archive remembers of a stream.
+    pub fn stream_state(
+        &self,
+        provider: ProviderKind,
+        scope: &str,
+    ) -> Result<StreamState, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT checkpoint_json, last_complete_started_at FROM sync_state
+                 WHERE provider = ?1 AND scope = ?2",
+                params![provider.as_str(), scope],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((checkpoint, complete)) = row else {
+            return Ok(StreamState::default());
+        };
+        Ok(StreamState {
+            checkpoint: checkpoint.and_then(|c| serde_json::from_str(&c).ok()),
+            last_complete_started_at: complete.as_deref().and_then(parse_timestamp),
+        })
+    }
+
+    /// Records that a walk of the stream started with `checkpoint`.
+    pub fn start_walk(
+        &mut self,
+        provider: ProviderKind,
+        scope: &str,
+        base_url: &str,
+        checkpoint: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO sync_state (provider, scope, base_url, checkpoint_json)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (provider, scope) DO UPDATE
+             SET base_url = excluded.base_url, checkpoint_json = excluded.checkpoint_json",
+            params![provider.as_str(), scope, base_url, checkpoint.to_string()],
+        )?;
+        tx.execute(
+            "DELETE FROM sync_walk_pages WHERE provider = ?1 AND scope = ?2",
+            params![provider.as_str(), scope],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a walk that ended without drift: later walks need only cover what came since.
+    pub fn complete_walk(
+        &mut self,
+        provider: ProviderKind,
+        scope: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE sync_state SET last_complete_started_at = ?3
+             WHERE provider = ?1 AND scope = ?2",
+            params![provider.as_str(), scope, format_timestamp(started_at)],
+        )?;
+        tx.execute(
+            "DELETE FROM sync_walk_pages WHERE provider = ?1 AND scope = ?2",
+            params![provider.as_str(), scope],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes one page of a stream in one transaction: its calls with their children, the
+    /// page's place in the walk, and the run's counts.
+    pub fn write_page(
+        &mut self,
+        provider: ProviderKind,
+        scope: &str,
+        cursor_json: &str,
+        run_id: i64,
+        calls: &[CallRecord],
+    ) -> Result<PageCounts, StoreError> {
+        let now = format_timestamp(Utc::now());
+        let tx = self.conn.transaction()?;
+        let mut counts = PageCounts::default();
+        for call in calls {
+            upsert_call(&tx, provider, call, &now, &mut counts)?;
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO sync_walk_pages (provider, scope, cursor_json) VALUES (?1, ?2, ?3)",
+            params![provider.as_str(), scope, cursor_json],
+        )?;
+        tx.execute(
+            "UPDATE sync_state SET last_synced_at = ?3 WHERE provider = ?1 AND scope = ?2",
+            params![provider.as_str(), scope, now],
+        )?;
+        tx.execute(
+            "UPDATE sync_runs SET calls_new = calls_new + ?2, calls_updated = calls_updated + ?3,
+                 calls_unchanged = calls_unchanged + ?4, evaluations = evaluations + ?5,
+                 pages = pages + 1
+             WHERE id = ?1",
+            params![
+                run_id,
+                counts.new as i64,
+                counts.updated as i64,
+                counts.unchanged as i64,
+                counts.evaluations as i64
+            ],
+        )?;
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    /// Opens a `sync_runs` row. Rows left `running` by a process that no longer exists are
+    /// marked `interrupted` first.
+    pub fn begin_run(
+        &mut self,
+        provider: ProviderKind,
+        scopes: &[String],
+    ) -> Result<i64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let stale: Vec<(i64, i64)> = {
+            let mut stmt = tx.prepare("SELECT id, pid FROM sync_runs WHERE outcome = 'running'")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, pid) in stale {
+            if !process_alive(pid) {
+                tx.execute(
+                    "UPDATE sync_runs SET outcome = 'interrupted' WHERE id = ?1",
+                    params![id],
+                )?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO sync_runs (provider, scopes, pid, started_at, outcome)
+             VALUES (?1, ?2, ?3, ?4, 'running')",
+            params![
+                provider.as_str(),
+                scopes.join(","),
+                std::process::id(),
+                format_timestamp(Utc::now())
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn finish_run(
+        &mut self,
+        run_id: i64,
+        outcome: RunOutcome,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sync_runs SET outcome = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
+            params![
+                run_id,
+                outcome.as_str(),
+                format_timestamp(Utc::now()),
+                error
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Refreshes the query planner's statistics where they went stale (cheap; bounded).
+    pub fn optimize(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize;")?;
+        Ok(())
+    }
+
+    /// The base URL a provider's streams were last synced from.
+    pub fn base_url(&self, provider: ProviderKind) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT base_url FROM sync_state WHERE provider = ?1
+                 ORDER BY last_synced_at DESC LIMIT 1",
+                params![provider.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+/// Per-stream figures for `status`, read on any connection.
+pub fn stream_summaries(conn: &Connection) -> Result<Vec<StreamSummary>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT s.provider, s.scope, s.base_url, s.last_synced_at, s.last_complete_started_at,
+                s.checkpoint_json,
+                (SELECT count(*) FROM calls c
+                  WHERE c.provider = s.provider AND c.agent_id = s.scope),
+                (SELECT count(*) FROM evaluations e JOIN calls c
+                    ON c.provider = e.provider AND c.id = e.call_id
+                  WHERE c.provider = s.provider AND c.agent_id = s.scope)
+         FROM sync_state s ORDER BY s.provider, s.scope",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(StreamSummary {
+            provider: r.get(0)?,
+            scope: r.get(1)?,
+            base_url: r.get(2)?,
+            last_synced_at: r.get(3)?,
+            last_complete_started_at: r.get(4)?,
+            checkpoint: r.get(5)?,
+            calls: r.get(6)?,
+            evaluations: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn not_sqlite(path: &Path, err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotSqlite {
+            path: path.to_path_buf(),
+        },
+        _ => StoreError::Sqlite(err),
+    }
+}
+
+fn process_alive(pid: i64) -> bool {
+    if pid == std::process::id() as i64 {
+        return false;
+    }
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// A stable 64-bit hash of a record's raw text, to notice unchanged records cheaply.
+pub fn content_hash(raw: &str) -> i64 {
+    xxhash_rust::xxh3::xxh3_64(raw.as_bytes()) as i64
+}
+
+fn upsert_call(
+    tx: &Transaction,
+    provider: ProviderKind,
+    call: &CallRecord,
+    now: &str,
+    counts: &mut PageCounts,
+) -> rusqlite::Result<()> {
+    let p = provider.as_str();
+    let hash = content_hash(&call.raw_json);
+    let existing: Option<i64> = tx
+        .prepare_cached("SELECT raw_hash FROM calls WHERE provider = ?1 AND id = ?2")?
+        .query_row(params![p, call.id], |r| r.get(0))
+        .optional()?;
+    match existing {
+        Some(h) if h == hash => {
+            counts.unchanged += 1;
+            return Ok(());
+        }
+        Some(_) => {
+            // Children cascade, so the new version's children replace the old ones whole.
+            tx.prepare_cached("DELETE FROM calls WHERE provider = ?1 AND id = ?2")?
+                .execute(params![p, call.id])?;
+            counts.updated += 1;
+        }
+        None => {
+            let deleted = tx
+                .prepare_cached(
+                    "SELECT 1 FROM deleted_calls WHERE provider = ?1 AND call_id = ?2 AND mode = 'full'",
+                )?
+                .exists(params![p, call.id])?;
+            if deleted {
+                counts.refused_resurrections += 1;
+                tracing::warn!(
+                    "{p} still returns call {} that callvault deleted; not re-archived",
+                    call.id
+                );
+                return Ok(());
+            }
+            counts.new += 1;
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO calls (provider, id, agent_id, external_agent_id, status, created_at,
+            start_time, end_time, duration_ms, call_direction, interface, recording_url,
+            transcript_url, summary, end_reason, ended_by, redacted_at, metadata_json,
+            annotations_json, extra_metrics_json, raw_json, raw_hash, settled, synced_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+    )?
+    .execute(params![
+        p,
+        call.id,
+        call.agent_id,
+        call.external_agent_id,
+        call.status,
+        call.created_at,
+        call.start_time,
+        call.end_time,
+        call.duration_ms,
+        call.call_direction,
+        call.interface,
+        call.recording_url,
+        call.transcript_url,
+        call.summary,
+        call.end_reason,
+        call.ended_by,
+        call.redacted_at,
+        call.metadata_json,
+        call.annotations_json,
+        call.extra_metrics_json,
+        call.raw_json,
+        hash,
+        call.settled,
+        now,
+    ])?;
+    insert_children(tx, p, call)?;
+    counts.evaluations += call.evaluations.len() as u64;
+    Ok(())
+}
+
+fn insert_children(tx: &Transaction, p: &str, call: &CallRecord) -> rusqlite::Result<()> {
+    let id = &call.id;
+    if !call.participants.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO participants (provider, call_id, idx, role, spoke_first, name, phone_number)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for (i, x) in call.participants.iter().enumerate() {
+            stmt.execute(params![
+                p,
+                id,
+                i,
+                x.role,
+                x.spoke_first,
+                x.name,
+                x.phone_number
+            ])?;
+        }
+    }
+    if !call.tool_calls.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO tool_calls (provider, call_id, idx, name, start_offset_ms, description,
+                parameters_json, output_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for (i, x) in call.tool_calls.iter().enumerate() {
+            stmt.execute(params![
+                p,
+                id,
+                i,
+                x.name,
+                x.start_offset_ms,
+                x.description,
+                x.parameters_json,
+                x.output_json
+            ])?;
+        }
+    }
+    if !call.events.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO call_events (provider, call_id, idx, title, description, start_offset_ms,
+                end_offset_ms, tags_json, metadata_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for (i, x) in call.events.iter().enumerate() {
+            stmt.execute(params![
+                p,
+                id,
+                i,
+                x.title,
+                x.description,
+                x.start_offset_ms,
+                x.end_offset_ms,
+                x.tags_json,
+                x.metadata_json
+            ])?;
+        }
+    }
+    if !call.tags.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO call_tags (provider, call_id, tag) VALUES (?1, ?2, ?3)",
+        )?;
+        for tag in &call.tags {
+            stmt.execute(params![p, id, tag])?;
+        }
+    }
+    if !call.transcript.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO transcript_turns (provider, call_id, idx, role, text, start_ms, end_ms,
+                stt_ttfb_ms, tts_ttfb_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for (i, x) in call.transcript.iter().enumerate() {
+            stmt.execute(params![
+                p,
+                id,
+                i,
+                x.role,
+                x.text,
+                x.start_ms,
+                x.end_ms,
+                x.stt_ttfb_ms,
+                x.tts_ttfb_ms
+            ])?;
+        }
+    }
+    for e in &call.evaluations {
+        // An evaluation id seen on another call moves to this one, the newest word on it.
+        tx.prepare_cached("DELETE FROM custom_metrics WHERE provider = ?1 AND evaluation_id = ?2")?
+            .execute(params![p, e.id])?;
+        tx.prepare_cached("DELETE FROM evaluations WHERE provider = ?1 AND id = ?2")?
+            .execute(params![p, e.id])?;
+        tx.prepare_cached(
+            "INSERT INTO evaluations (provider, id, call_id, created_at, hallucination,
+                hallucination_reasoning, redundancy, redundancy_reasoning, goal_success,
+                goal_reasoning, agent_speak_percentage, avg_agent_latency, p50_agent_latency,
+                p90_agent_latency, p95_agent_latency, p99_agent_latency, max_agent_latency,
+                avg_filler_ignored_latency, p50_filler_ignored_latency, p90_filler_ignored_latency,
+                p95_filler_ignored_latency, p99_filler_ignored_latency, num_turns, call_summary,
+                custom_evals_json, custom_evals_success_rate, pronunciation_score,
+                pronunciation_reasoning, sentiment_label, sentiment_score, sentiment_scores_json,
+                raw_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
+        )?
+        .execute(params![
+            p,
+            e.id,
+            id,
+            e.created_at,
+            e.hallucination,
+            e.hallucination_reasoning,
+            e.redundancy,
+            e.redundancy_reasoning,
+            e.goal_success,
+            e.goal_reasoning,
+            e.agent_speak_percentage,
+            e.avg_agent_latency,
+            e.p50_agent_latency,
+            e.p90_agent_latency,
+            e.p95_agent_latency,
+            e.p99_agent_latency,
+            e.max_agent_latency,
+            e.avg_filler_ignored_latency,
+            e.p50_filler_ignored_latency,
+            e.p90_filler_ignored_latency,
+            e.p95_filler_ignored_latency,
+            e.p99_filler_ignored_latency,
+            e.num_turns,
+            e.call_summary,
+            e.custom_evals_json,
+            e.custom_evals_success_rate,
+            e.pronunciation_score,
+            e.pronunciation_reasoning,
+            e.sentiment_label,
+            e.sentiment_score,
+            e.sentiment_scores_json,
+            e.raw_json,
+        ])?;
+        if !e.custom_metrics.is_empty() {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO custom_metrics (provider, call_id, evaluation_id, idx, name,
+                    description, response_type, response_value, reasoning, min_value, max_value,
+                    category, tags_json, scoring_guidance, enum_options_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            for (i, m) in e.custom_metrics.iter().enumerate() {
+                stmt.execute(params![
+                    p,
+                    id,
+                    e.id,
+                    i,
+                    m.name,
+                    m.description,
+                    m.response_type,
+                    m.response_value,
+                    m.reasoning,
+                    m.min_value,
+                    m.max_value,
+                    m.category,
+                    m.tags_json,
+                    m.scoring_guidance,
+                    m.enum_options_json
+                ])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_file_that_is_not_sqlite_and_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.db");
+        std::fs::write(&path, b"just some text, not a database at all").unwrap();
+        let err = Archive::open(&path).err().expect("must refuse");
+        assert!(matches!(err, StoreError::NotSqlite { .. }), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"just some text, not a database at all"
+        );
+        assert!(!dir.path().join("notes.db-wal").exists());
+    }
+
+    #[test]
+    fn refuses_a_foreign_sqlite_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        assert!(matches!(
+            Archive::open(&path),
+            Err(StoreError::ForeignDatabase { .. })
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn unchanged_calls_are_not_rewritten_and_changed_ones_replace_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut archive = Archive::open(&dir.path().join("a.db")).unwrap();
+        let run = archive
+            .begin_run(ProviderKind::Bluejay, &["a".into()])
+            .unwrap();
+        let mut call = crate::providers::bluejay::parse_call_log(
+            r#"{"id":"c1","agent_id":"a","tags":["x","y"],"evaluations":[{"id":"e1"}]}"#,
+        )
+        .unwrap();
+        let first = archive
+            .write_page(
+                ProviderKind::Bluejay,
+                "a",
+                "1",
+                run,
+                std::slice::from_ref(&call),
+            )
+            .unwrap();
+        assert_eq!((first.new, first.evaluations), (1, 1));
+        let again = archive
+            .write_page(
+                ProviderKind::Bluejay,
+                "a",
+                "1",
+                run,
+                std::slice::from_ref(&call),
+            )
+            .unwrap();
+        assert_eq!((again.new, again.updated, again.unchanged), (0, 0, 1));
+        call = crate::providers::bluejay::parse_call_log(
+            r#"{"id":"c1","agent_id":"a","tags":["z"],"evaluations":[]}"#,
+        )
+        .unwrap();
+        let changed = archive
+            .write_page(ProviderKind::Bluejay, "a", "1", run, &[call])
+            .unwrap();
+        assert_eq!(changed.updated, 1);
+        let conn = archive.connection();
+        let tags: Vec<String> = conn
+            .prepare("SELECT tag FROM call_tags")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(tags, vec!["z"]);
+        let evals: i64 = conn
+            .query_row("SELECT count(*) FROM evaluations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(evals, 0);
+    }
+}

@@ -1,0 +1,661 @@
+//! Integration tests: the compiled `callvault` against the simulator over real HTTP on
+//! 127.0.0.1, checked by opening the real SQLite archive.
+
+mod util;
+
+use std::collections::BTreeMap;
+
+use callvault::sim::{SimConfig, SimServer, SortOrder};
+use rusqlite::Connection;
+use serde_json::Value;
+use util::*;
+
+fn opt_f64(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+/// Checks every archived value against what the simulator served, field by field.
+fn assert_archive_matches(conn: &Connection, served: &BTreeMap<String, Value>) {
+    let archived = archived_calls(conn);
+    assert_eq!(
+        archived.keys().collect::<Vec<_>>(),
+        served.keys().collect::<Vec<_>>(),
+        "the archive holds exactly the served calls"
+    );
+    for (id, call) in served {
+        assert_eq!(&archived[id], call, "raw JSON of {id} kept as served");
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, agent_id, status, created_at, duration_ms, recording_url, call_direction,
+                    interface, transcript_url, ended_by, external_agent_id,
+                    (SELECT count(*) FROM participants p WHERE p.call_id = c.id),
+                    (SELECT count(*) FROM tool_calls t WHERE t.call_id = c.id),
+                    (SELECT count(*) FROM call_events e WHERE e.call_id = c.id),
+                    (SELECT count(*) FROM call_tags g WHERE g.call_id = c.id),
+                    (SELECT count(*) FROM evaluations v WHERE v.call_id = c.id)
+             FROM calls c",
+        )
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                    r.get::<_, Option<String>>(10)?,
+                ),
+                [
+                    r.get::<_, i64>(11)?,
+                    r.get(12)?,
+                    r.get(13)?,
+                    r.get(14)?,
+                    r.get(15)?,
+                ],
+            ))
+        })
+        .unwrap();
+    let s = |v: &Value| v.as_str().map(str::to_string);
+    let len = |v: &Value| v.as_array().map_or(0, |a| a.len() as i64);
+    for row in rows {
+        let (id, typed, children) = row.unwrap();
+        let c = &served[&id];
+        let mut tags: Vec<&str> = c["tags"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        tags.sort();
+        tags.dedup();
+        assert_eq!(
+            typed,
+            (
+                s(&c["agent_id"]),
+                s(&c["status"]),
+                s(&c["created_at"]),
+                c["duration_ms"].as_i64(),
+                s(&c["recording_url"]),
+                s(&c["call_direction"]),
+                s(&c["interface"]),
+                s(&c["transcript_url"]),
+                s(&c["conversation_ended_by"]),
+                s(&c["external_agent_id"]),
+            ),
+            "typed columns of {id}"
+        );
+        assert_eq!(
+            children,
+            [
+                len(&c["participants"]),
+                len(&c["tool_calls"]),
+                len(&c["events"]),
+                tags.len() as i64,
+                len(&c["evaluations"]),
+            ],
+            "child rows of {id}"
+        );
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, call_id, hallucination, avg_agent_latency, p95_agent_latency,
+                    max_agent_latency, p99_filler_ignored_latency, goal_success, sentiment_label,
+                    num_turns, custom_evals_json,
+                    (SELECT count(*) FROM custom_metrics m WHERE m.evaluation_id = e.id)
+             FROM evaluations e",
+        )
+        .unwrap();
+    let mut evals = BTreeMap::new();
+    for row in stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                    r.get::<_, Option<f64>>(4)?,
+                    r.get::<_, Option<f64>>(5)?,
+                    r.get::<_, Option<f64>>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
+                    r.get::<_, Option<String>>(10)?,
+                    r.get::<_, i64>(11)?,
+                ),
+            ))
+        })
+        .unwrap()
+    {
+        let (id, values) = row.unwrap();
+        evals.insert(id, values);
+    }
+    let mut served_evals = 0;
+    for (id, c) in served {
+        for e in c["evaluations"].as_array().unwrap() {
+            served_evals += 1;
+            let eid = e["id"].as_str().unwrap();
+            let latency = &e["latency"];
+            let expected = (
+                id.clone(),
+                e["hallucination"].as_bool().map(i64::from),
+                opt_f64(&latency["avg_agent_latency"]).or(opt_f64(&e["avg_agent_latency"])),
+                opt_f64(&latency["p95_agent_latency"]),
+                opt_f64(&latency["max_agent_latency"]),
+                opt_f64(&e["filler_ignored_latency"]["p99_filler_ignored_latency"]),
+                e["goal_success"].as_bool().map(i64::from),
+                s(&e["sentiment_label"]),
+                e["num_turns"].as_i64(),
+                (!e["custom_evals"].is_null()).then(|| e["custom_evals"].to_string()),
+                len(&e["custom_metrics"]),
+            );
+            assert_eq!(evals.get(eid), Some(&expected), "evaluation {eid}");
+        }
+    }
+    assert_eq!(evals.len(), served_evals, "no extra evaluations");
+}
+
+fn summary_counts(stderr: &str) -> (u64, u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("synced "))
+        .unwrap_or_else(|| panic!("no summary line in: {stderr}"));
+    let num = |word: &str| -> u64 {
+        let before = &line[..line
+            .find(word)
+            .unwrap_or_else(|| panic!("{word} in {line}"))];
+        before.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    (num(" new"), num(" updated"), num(" unchanged"))
+}
+
+#[test]
+fn full_sync_archives_every_call_and_a_second_sync_changes_nothing() {
+    let fx = Fixture::new(sim_config(1_000, 2));
+    let first = fx.sync().output().unwrap();
+    assert!(first.status.success(), "{}", stderr_of(&first));
+    assert_eq!(summary_counts(&stderr_of(&first)), (1_000, 0, 0));
+    let conn = open(&fx.db());
+    let served = served_calls(&fx.server);
+    assert_eq!(served.len(), 1_000);
+    for agent in fx.agents() {
+        let n = served
+            .values()
+            .filter(|c| c["agent_id"] == agent.as_str())
+            .count();
+        assert!(n >= 400, "each agent has hundreds of calls ({n})");
+    }
+    assert_archive_matches(&conn, &served);
+    let before = content_dump(&conn);
+    let synced_at = count(&conn, "SELECT count(DISTINCT synced_at) FROM calls");
+
+    let second = fx.sync().output().unwrap();
+    assert!(second.status.success(), "{}", stderr_of(&second));
+    let (new, updated, unchanged) = summary_counts(&stderr_of(&second));
+    assert_eq!((new, updated), (0, 0));
+    assert!(
+        unchanged > 0 && unchanged < 1_000,
+        "the second walk covers only a small window"
+    );
+    assert_eq!(content_dump(&conn), before, "nothing rewritten");
+    assert_eq!(
+        count(&conn, "SELECT count(DISTINCT synced_at) FROM calls"),
+        synced_at
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM sync_runs WHERE outcome = 'complete'"
+        ),
+        2
+    );
+}
+
+#[test]
+fn incremental_sync_picks_up_new_calls_and_late_evaluations_with_a_small_window() {
+    let fx = Fixture::new(sim_config(600, 2));
+    assert!(fx.sync().output().unwrap().status.success());
+    // Fresh calls are mostly still being evaluated when first synced.
+    fx.server.sim.add_calls(0, 12);
+    assert!(fx.sync().output().unwrap().status.success());
+    let now = chrono::Utc::now();
+    let completed = fx
+        .server
+        .sim
+        .complete_pending(3, now - chrono::Duration::hours(20)..now);
+    assert_eq!(
+        completed.len(),
+        3,
+        "the data set has unfinished recent calls"
+    );
+    let added = fx.server.sim.add_calls(1, 7);
+
+    let out = fx.sync().output().unwrap();
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    let (new, updated, _) = summary_counts(&stderr);
+    assert_eq!((new, updated), (7, 3));
+    let conn = open(&fx.db());
+    assert_archive_matches(&conn, &served_calls(&fx.server));
+    for id in completed {
+        let evals = count(
+            &conn,
+            &format!("SELECT count(*) FROM evaluations WHERE call_id = '{id}'"),
+        );
+        assert_eq!(evals, 1, "late evaluation of {id} archived");
+    }
+    assert!(added
+        .iter()
+        .all(|id| archived_calls(&conn).contains_key(id)));
+    let mut stmt = conn
+        .prepare("SELECT checkpoint_json FROM sync_state")
+        .unwrap();
+    let windows: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(windows.len(), 2);
+    for w in windows {
+        let w: Value = serde_json::from_str(&w).unwrap();
+        assert_eq!(w["window"], "1day", "a window smaller than all");
+    }
+}
+
+#[test]
+fn the_archive_does_not_depend_on_the_providers_sort_order() {
+    let anchor = chrono::Utc::now();
+    let mut dumps = Vec::new();
+    for order in [SortOrder::NewestFirst, SortOrder::OldestFirst] {
+        let fx = Fixture::new(SimConfig {
+            order,
+            anchor: Some(anchor),
+            ..sim_config(700, 2)
+        });
+        let out = fx.sync().output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let conn = open(&fx.db());
+        assert_archive_matches(&conn, &served_calls(&fx.server));
+        dumps.push(content_dump(&conn));
+    }
+    assert!(dumps[0].len() > 2_000);
+    assert_eq!(dumps[0], dumps[1]);
+}
+
+#[test]
+fn a_wrong_key_fails_naming_the_401_and_loses_nothing() {
+    let fx = Fixture::new(sim_config(200, 2));
+    assert!(fx.sync().output().unwrap().status.success());
+    let before = content_dump(&open(&fx.db()));
+    let out = fx
+        .sync()
+        .env("BLUEJAY_API_KEY", "sk-wrong-key-77")
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(!stderr.contains("sk-wrong-key-77"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(content_dump(&open(&fx.db())), before);
+    assert_eq!(
+        count(
+            &open(&fx.db()),
+            "SELECT count(*) FROM sync_runs WHERE outcome = 'failed'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_missing_key_is_a_clear_error() {
+    let fx = Fixture::new(sim_config(10, 1));
+    let out = fx.sync().env_remove("BLUEJAY_API_KEY").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("BLUEJAY_API_KEY is not set"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let fx = Fixture::new(sim_config(10, 1));
+    for args in [
+        vec!["sync", "bluejay", "--agent", "a", "--window", "5days"],
+        vec!["sync", "bluejay", "--agent", "a", "--concurrency", "0"],
+        vec!["sync", "nosuchprovider", "--agent", "a"],
+        vec!["query"],
+    ] {
+        let out = fx.cmd().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
+        assert!(!stderr_of(&out).contains("panicked"));
+    }
+    let out = fx
+        .cmd()
+        .args(["sync", "bluejay", "--agent", "a", "--window", "5days"])
+        .output()
+        .unwrap();
+    assert!(stderr_of(&out).contains("5days"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn an_unreachable_host_fails_cleanly() {
+    let fx = Fixture::new(sim_config(10, 1));
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = fx
+        .cmd()
+        .args(["sync", "bluejay", "--agent", "a1"])
+        .args(["--base-url", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("could not reach"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn an_unknown_agent_fails_with_the_providers_message() {
+    let fx = Fixture::new(sim_config(10, 1));
+    let out = fx
+        .cmd()
+        .args([
+            "sync",
+            "bluejay",
+            "--agent",
+            "no-such-agent",
+            "--base-url",
+            &fx.server.base_url(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("404") && stderr.contains("Agent not found"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_an_archive_is_refused_and_left_untouched() {
+    let fx = Fixture::new(sim_config(10, 1));
+    let bytes = b"name,calls\nalice,3\n".repeat(50);
+    std::fs::write(fx.db(), &bytes).unwrap();
+    for args in [vec!["status"], vec!["query", "SELECT 1"]] {
+        let out = fx.cmd().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr_of(&out).contains("not a SQLite database"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
+    let out = fx.sync().output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("not a SQLite database"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(std::fs::read(fx.db()).unwrap(), bytes);
+    assert!(!fx.dir.path().join("archive.db-wal").exists());
+}
+
+#[test]
+fn the_api_key_never_reaches_logs_errors_or_the_archive() {
+    let fx = Fixture::new(sim_config(150, 1));
+    let out = fx
+        .sync()
+        .arg("-vvv")
+        .env("CALLVAULT_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (stdout, stderr) = (stdout_of(&out), stderr_of(&out));
+    assert!(stderr.len() > 1_000, "trace logging produced output");
+    assert!(!stdout.contains(KEY) && !stderr.contains(KEY));
+    for part in ["", "-wal", "-shm"] {
+        let path = fx.dir.path().join(format!("archive.db{part}"));
+        if let Ok(bytes) = std::fs::read(&path) {
+            let key = KEY.as_bytes();
+            assert!(
+                !bytes.windows(key.len()).any(|w| w == key),
+                "key found in {}",
+                path.display()
+            );
+        }
+    }
+    let status = fx.cmd().args(["status"]).output().unwrap();
+    assert!(!stdout_of(&status).contains(KEY));
+}
+
+#[test]
+fn config_file_sources_sync_with_a_plain_sync() {
+    let fx = Fixture::new(sim_config(300, 2));
+    let agents = fx.agents();
+    std::fs::write(
+        fx.dir.path().join("callvault.toml"),
+        format!(
+            "[[source]]\nprovider = \"bluejay\"\nagents = [\"{}\", \"{}\"]\nbase_url = \"{}\"\nkey_env = \"MY_BLUEJAY_KEY\"\n",
+            agents[0],
+            agents[1],
+            fx.server.base_url()
+        ),
+    )
+    .unwrap();
+    let out = fx
+        .cmd()
+        .env_remove("BLUEJAY_API_KEY")
+        .env("MY_BLUEJAY_KEY", KEY)
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_archive_matches(&open(&fx.db()), &served_calls(&fx.server));
+
+    std::fs::write(
+        fx.dir.path().join("callvault.toml"),
+        "[[source]]\nprovider = \"bluejay\"\nagents = [\"a\"]\napi_key = \"sk-in-file\"\n",
+    )
+    .unwrap();
+    let out = fx.cmd().arg("sync").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("never go in the config file"), "{stderr}");
+    assert!(!stderr.contains("sk-in-file"));
+}
+
+#[test]
+fn status_and_query_read_the_archive() {
+    let fx = Fixture::new(sim_config(250, 2));
+    assert!(fx.sync().output().unwrap().status.success());
+    let status = fx.cmd().arg("status").output().unwrap();
+    let text = stdout_of(&status);
+    for agent in fx.agents() {
+        assert!(text.contains(&agent), "{text}");
+    }
+    assert!(text.contains("window"), "{text}");
+
+    let out = fx
+        .cmd()
+        .args([
+            "query",
+            "SELECT count(*) AS n FROM calls",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout_of(&out), "n\n250\n");
+    let out = fx
+        .cmd()
+        .args([
+            "query",
+            "SELECT id, duration_ms FROM calls ORDER BY id LIMIT 2",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    let out = fx
+        .cmd()
+        .args(["query", "DELETE FROM calls"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("only statements that read"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = fx
+        .cmd()
+        .args(["query", "SELECT nope FROM calls"])
+        .output()
+        .unwrap();
+    assert!(stderr_of(&out).contains("no such column: nope"));
+    assert_eq!(count(&open(&fx.db()), "SELECT count(*) FROM calls"), 250);
+}
+
+#[test]
+fn the_simulator_validates_parameters_like_bluejay() {
+    let server = SimServer::start(sim_config(120, 1)).unwrap();
+    let agent = &server.sim.agents()[0];
+    let base = format!("{}/v1/retrieve-call-logs/{agent}", server.base_url());
+    let (status, body) = http(
+        "GET",
+        &format!("{base}?page_size=500&page=0&last=5days"),
+        Some(KEY),
+    );
+    assert_eq!(status, 422);
+    let locs: Vec<String> = body["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["loc"][1].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(locs, vec!["page", "page_size", "last"]);
+    assert_eq!(
+        http("GET", &format!("{base}?last=all"), Some("nope")).0,
+        401
+    );
+    let (status, body) = http(
+        "GET",
+        &format!("{base}?last=all&page_size=50&page=3"),
+        Some(KEY),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body["total_count"], 120);
+    assert_eq!(body["total_pages"], 3);
+    assert_eq!(body["call_logs"].as_array().unwrap().len(), 20);
+    let id = body["call_logs"][0]["id"].as_str().unwrap().to_string();
+    let (status, one) = http(
+        "GET",
+        &format!("{}/v1/retrieve-call-log/{id}", server.base_url()),
+        Some(KEY),
+    );
+    assert_eq!(
+        (status, one["call_log"]["id"].as_str()),
+        (200, Some(id.as_str()))
+    );
+    let del = format!("{}/v1/call-log/{id}?recording_only=true", server.base_url());
+    assert_eq!(http("DELETE", &del, Some(KEY)).0, 200);
+    let (_, one) = http(
+        "GET",
+        &format!("{}/v1/retrieve-call-log/{id}", server.base_url()),
+        Some(KEY),
+    );
+    assert_eq!(one["call_log"]["recording_url"], Value::Null);
+    let del = format!("{}/v1/call-log/{id}", server.base_url());
+    assert_eq!(http("DELETE", &del, Some(KEY)).0, 200);
+    assert_eq!(http("DELETE", &del, Some(KEY)).0, 404);
+    assert_eq!(server.sim.deletes().len(), 3);
+}
+
+#[test]
+fn the_sim_command_serves_a_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callvault"))
+        .args([
+            "sim",
+            "--addr",
+            "127.0.0.1:0",
+            "--calls",
+            "150",
+            "--agents",
+            "1",
+            "--api-key",
+            KEY,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let url = lines.next().unwrap().unwrap().replace("listening on ", "");
+    let agents = lines.next().unwrap().unwrap().replace("agents: ", "");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let out = callvault()
+        .arg("--db")
+        .arg(dir.path().join("a.db"))
+        .env("BLUEJAY_API_KEY", KEY)
+        .args([
+            "sync",
+            "bluejay",
+            "--agent",
+            agents.trim(),
+            "--base-url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        count(
+            &open(&dir.path().join("a.db")),
+            "SELECT count(*) FROM calls"
+        ),
+        150
+    );
+}
+
+#[test]
+fn demo_syncs_the_builtin_simulator_and_prints_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let out = callvault()
+        .arg("--db")
+        .arg(&db)
+        .args(["demo", "--calls", "1500", "--agents", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stdout = stdout_of(&out);
+    assert!(stdout.contains("latency p50"), "{stdout}");
+    assert!(stdout.contains("archive: "), "{stdout}");
+    let conn = open(&db);
+    assert_eq!(count(&conn, "SELECT count(*) FROM calls"), 1500);
+    assert_eq!(
+        count(&conn, "SELECT count(DISTINCT agent_id) FROM calls"),
+        3
+    );
+    let agent_rows = stdout.lines().filter(|l| l.contains("agent-")).count();
+    assert_eq!(agent_rows, 3, "{stdout}");
+}
