@@ -169,6 +169,8 @@ CREATE TABLE sync_state (
     scope           TEXT NOT NULL,
     base_url        TEXT NOT NULL,
     checkpoint_json TEXT,
+    -- Set while a walk is under way; an interrupted walk resumes from its committed pages.
+    walk_started_at TEXT,
     last_complete_started_at TEXT,
     last_synced_at  TEXT,
     PRIMARY KEY (provider, scope)
@@ -179,6 +181,8 @@ CREATE TABLE sync_walk_pages (
     provider        TEXT NOT NULL,
     scope           TEXT NOT NULL,
     cursor_json     TEXT NOT NULL,
+    calls           INTEGER NOT NULL,
+    walk_size       INTEGER,
     PRIMARY KEY (provider, scope, cursor_json)
 ) WITHOUT ROWID;
 

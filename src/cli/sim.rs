@@ -6,7 +6,9 @@ use anyhow::Context;
 use clap::Args;
 
 use super::Outcome;
-use crate::sim::{self, SimConfig, Simulator, SortOrder, DEFAULT_SIM_KEY};
+use crate::sim::{
+    self, Churn, FaultConfig, FaultKind, SimConfig, Simulator, SortOrder, DEFAULT_SIM_KEY,
+};
 
 #[derive(Args, Debug)]
 pub struct SimArgs {
@@ -31,6 +33,29 @@ pub struct SimArgs {
     /// The API key the simulator accepts
     #[arg(long, default_value = DEFAULT_SIM_KEY)]
     pub api_key: String,
+    /// The share of requests that meet a fault, 0 to 1
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    pub fault_rate: f64,
+    /// Which faults: 429, 503, 500, drop, truncate, slow (comma-separated)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "429,503,500,drop,truncate,slow"
+    )]
+    pub faults: Vec<FaultKind>,
+    /// Retry-After sent with 429 and 503, in seconds
+    #[arg(long, default_value_t = 1)]
+    pub retry_after: u64,
+    /// Chance, per list request, that a call is inserted and one deleted while clients walk
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    pub churn: f64,
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{text}' is not a number from 0 to 1")),
+    }
 }
 
 pub async fn run(args: &SimArgs) -> anyhow::Result<Outcome> {
@@ -42,6 +67,16 @@ pub async fn run(args: &SimArgs) -> anyhow::Result<Outcome> {
         order: args.order,
         api_key: args.api_key.clone(),
         anchor: None,
+        faults: FaultConfig {
+            rate: args.fault_rate,
+            kinds: args.faults.clone(),
+            retry_after_secs: args.retry_after,
+            ..FaultConfig::default()
+        },
+        churn: Churn {
+            insert_chance: args.churn,
+            delete_chance: args.churn,
+        },
     };
     let simulator = Simulator::new(&config);
     let listener = tokio::net::TcpListener::bind(args.addr)

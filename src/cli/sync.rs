@@ -32,12 +32,21 @@ pub struct SyncArgs {
     /// Walk everything the provider holds, whatever the last sync saw
     #[arg(long)]
     pub full: bool,
+    /// With --full: remove archived calls the provider no longer has (audit rows kept)
+    #[arg(long, requires = "full")]
+    pub prune: bool,
     /// Page requests in flight at once
     #[arg(long, default_value_t = sync::DEFAULT_CONCURRENCY, value_parser = parse_positive)]
     pub concurrency: usize,
     /// At most this many requests per second, all streams together
     #[arg(long, value_parser = parse_rate)]
     pub rps: Option<f64>,
+    /// Stop cleanly when the provider asks to wait longer than this many seconds
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub max_wait: u64,
+    /// Fetch calls that are not final again, by id, until they are this many days old
+    #[arg(long, default_value_t = sync::DEFAULT_RECHECK_DAYS, value_parser = clap::value_parser!(i64).range(0..=3650))]
+    pub recheck_days: i64,
     /// The config file [default: callvault.toml next to the archive]
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -135,6 +144,8 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<Outcome> {
             full: args.full,
         },
         concurrency: args.concurrency,
+        recheck_within: chrono::Duration::days(args.recheck_days),
+        prune: args.prune,
     };
     let report = run_sync(archive, sources, settings, cli.progress_bar("syncing")).await?;
     report_outcome(&report)
@@ -157,25 +168,35 @@ pub async fn run_sync(
     Ok(report?)
 }
 
-/// Prints the summary and failures, and turns them into the exit outcome.
+/// Prints the summary and failures, and turns them into the exit outcome: exit 1 when every
+/// stream failed outright, 3 when some did not complete, 0 otherwise.
 pub fn report_outcome(report: &SyncReport) -> anyhow::Result<Outcome> {
     eprintln!("{}", report.summary_line());
     let failed: Vec<_> = report.failed().collect();
+    let mut stopped = false;
     for s in &failed {
         let (what, why) = match &s.outcome {
             StreamOutcome::Failed(why) => ("failed", why),
             StreamOutcome::Unsettled(why) => ("not settled", why),
+            StreamOutcome::Stopped(why) => {
+                stopped = true;
+                ("stopped", why)
+            }
             StreamOutcome::Complete => continue,
         };
         eprintln!("{} {} {what}: {why}", s.provider, s.scope);
     }
-    if failed.is_empty() {
-        Ok(Outcome::Success)
-    } else if failed.len() == report.streams.len()
+    if stopped {
+        eprintln!("everything fetched so far is archived; run the same sync again to resume");
+    }
+    let all_failed_outright = !report.streams.is_empty()
+        && failed.len() == report.streams.len()
         && failed
             .iter()
-            .all(|s| matches!(s.outcome, StreamOutcome::Failed(_)))
-    {
+            .all(|s| matches!(s.outcome, StreamOutcome::Failed(_)));
+    if failed.is_empty() {
+        Ok(Outcome::Success)
+    } else if all_failed_outright {
         let first = failed
             .first()
             .map(|s| match &s.outcome {

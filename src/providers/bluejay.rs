@@ -127,7 +127,7 @@ impl Provider for Bluejay {
 
     fn plan_walk(
         &self,
-        _scope: &Scope,
+        scope: &Scope,
         state: &StreamState,
         now: DateTime<Utc>,
         options: &WalkOptions,
@@ -141,6 +141,7 @@ impl Provider for Bluejay {
             cursors: vec![to_cursor(&cursor)],
             checkpoint: serde_json::json!({ "window": window.as_str() }),
             description: format!("window {window}"),
+            covers_everything: window == Window::All && scope.label.is_none(),
         }
     }
 

@@ -219,6 +219,9 @@ pub struct WalkPlan {
     pub checkpoint: serde_json::Value,
     /// A few words for logs and `status` ("window 7days").
     pub description: String,
+    /// True when the walk covers everything the provider holds for the scope, so a call
+    /// it does not serve is gone at the provider (what `--prune` relies on).
+    pub covers_everything: bool,
 }
 
 /// One fetched page.

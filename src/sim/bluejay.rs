@@ -133,12 +133,12 @@ async fn list_call_logs(
     }
     let since_ms = days.map(|d: i64| chrono::Utc::now().timestamp_millis() - d * 86_400_000);
     let label = params.get("label").filter(|l| !l.is_empty());
+    let Some(agent) = sim.lock().data.agent(&agent_id) else {
+        return not_found("Agent");
+    };
+    sim.churn(agent);
     let (total, slots, renderer) = {
         let mut state = sim.lock();
-        let Some(agent) = state.data.agent(&agent_id) else {
-            drop(state);
-            return not_found("Agent");
-        };
         let newest_first = state.order == SortOrder::NewestFirst;
         let (total, slots) = state.data.list(
             agent,

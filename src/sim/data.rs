@@ -207,6 +207,18 @@ impl Dataset {
         true
     }
 
+    /// Deletes the live call of `agent` that `pick` points at; returns its id.
+    pub fn delete_any(&mut self, agent: u16, pick: u64) -> Option<String> {
+        self.compact();
+        let list = self.by_agent.get(agent as usize)?;
+        if list.is_empty() {
+            return None;
+        }
+        let index = list[(pick % list.len() as u64) as usize];
+        let id = call_id(self.seed, index);
+        self.delete(&id, false).then_some(id)
+    }
+
     /// Adds `n` new calls for agent `agent`, created now; returns their ids.
     pub fn add_calls(&mut self, agent: u16, n: u32, now: DateTime<Utc>) -> Vec<String> {
         let agent = agent.min(self.agents.len() as u16 - 1);

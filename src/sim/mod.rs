@@ -10,6 +10,7 @@
 
 mod bluejay;
 pub mod data;
+pub mod faults;
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -17,8 +18,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rand::Rng;
 
 pub use data::Dataset;
+pub use faults::{Churn, FaultConfig, FaultKind};
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
 
 /// The key the simulator accepts unless told otherwise.
 pub const DEFAULT_SIM_KEY: &str = "sim-key";
@@ -41,6 +47,8 @@ pub struct SimConfig {
     pub api_key: String,
     /// The time the generated calls lead up to; now, unless a test pins it.
     pub anchor: Option<DateTime<Utc>>,
+    pub faults: FaultConfig,
+    pub churn: Churn,
 }
 
 impl Default for SimConfig {
@@ -53,6 +61,8 @@ impl Default for SimConfig {
             order: SortOrder::NewestFirst,
             api_key: DEFAULT_SIM_KEY.into(),
             anchor: None,
+            faults: FaultConfig::default(),
+            churn: Churn::default(),
         }
     }
 }
@@ -73,6 +83,14 @@ struct SimState {
     api_key: String,
     deletes: Vec<DeleteRecord>,
     requests: u64,
+    /// When each request arrived, for checking clients' rate limits.
+    request_times: Vec<std::time::Instant>,
+    faults: FaultConfig,
+    faults_served: u64,
+    churn: Churn,
+    churned_in: Vec<String>,
+    churned_out: Vec<String>,
+    rng: SmallRng,
 }
 
 /// A handle on a running simulator's data; cheap to clone.
@@ -92,6 +110,13 @@ impl Simulator {
                 api_key: config.api_key.clone(),
                 deletes: Vec::new(),
                 requests: 0,
+                request_times: Vec::new(),
+                faults: config.faults.clone(),
+                faults_served: 0,
+                churn: config.churn,
+                churned_in: Vec::new(),
+                churned_out: Vec::new(),
+                rng: SmallRng::seed_from_u64(config.seed ^ 0xFA17),
             })),
         }
     }
@@ -142,6 +167,47 @@ impl Simulator {
         self.lock().requests
     }
 
+    /// When each request arrived.
+    pub fn request_times(&self) -> Vec<std::time::Instant> {
+        self.lock().request_times.clone()
+    }
+
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.lock().faults = faults;
+    }
+
+    /// Requests that met a fault so far.
+    pub fn faults_served(&self) -> u64 {
+        self.lock().faults_served
+    }
+
+    pub fn set_churn(&self, churn: Churn) {
+        self.lock().churn = churn;
+    }
+
+    /// The ids churn inserted and deleted so far.
+    pub fn churned(&self) -> (Vec<String>, Vec<String>) {
+        let state = self.lock();
+        (state.churned_in.clone(), state.churned_out.clone())
+    }
+
+    /// Applies churn to one agent's calls, as a list request arrives.
+    fn churn(&self, agent: u16) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let churn = state.churn;
+        if churn.insert_chance > 0.0 && state.rng.random_bool(churn.insert_chance.min(1.0)) {
+            let ids = state.data.add_calls(agent, 1, Utc::now());
+            state.churned_in.extend(ids);
+        }
+        if churn.delete_chance > 0.0 && state.rng.random_bool(churn.delete_chance.min(1.0)) {
+            let pick = state.rng.random::<u64>();
+            if let Some(id) = state.data.delete_any(agent, pick) {
+                state.churned_out.push(id);
+            }
+        }
+    }
+
     fn authorized(&self, headers: &axum::http::HeaderMap, header: &str) -> bool {
         let state = self.lock();
         headers
@@ -154,12 +220,18 @@ impl Simulator {
     fn begin_request(&self) -> Duration {
         let mut state = self.lock();
         state.requests += 1;
+        state.request_times.push(std::time::Instant::now());
         state.latency
     }
 }
 
 fn router(sim: Simulator) -> axum::Router {
-    bluejay::routes().with_state(sim)
+    bluejay::routes()
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            faults::inject,
+        ))
+        .with_state(sim)
 }
 
 /// Serves `sim` on `listener` until `shutdown` resolves.

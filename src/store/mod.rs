@@ -11,6 +11,7 @@
 
 mod writer;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -108,6 +109,24 @@ pub struct StreamSummary {
     pub last_synced_at: Option<String>,
     pub last_complete_started_at: Option<String>,
     pub checkpoint: Option<String>,
+}
+
+/// A page of a walk as the archive remembers it, so an interrupted walk can skip it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommittedPage {
+    pub cursor_json: String,
+    /// Calls the page held.
+    pub calls: u64,
+    /// The provider's count of the walk when the page was fetched.
+    pub walk_size: Option<u64>,
+}
+
+/// A walk that started and never completed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InterruptedWalk {
+    pub checkpoint: serde_json::Value,
+    pub started_at: DateTime<Utc>,
+    pub pages: Vec<CommittedPage>,
 }
 
 pub struct Archive {
@@ -246,21 +265,74 @@ impl Archive {
         })
     }
 
-    /// Records that a walk of the stream started with `checkpoint`.
+    /// The walk of a stream that started and never completed, with its committed pages.
+    pub fn interrupted_walk(
+        &self,
+        provider: ProviderKind,
+        scope: &str,
+    ) -> Result<Option<InterruptedWalk>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT checkpoint_json, walk_started_at FROM sync_state
+                 WHERE provider = ?1 AND scope = ?2 AND walk_started_at IS NOT NULL",
+                params![provider.as_str(), scope],
+                |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        let Some((checkpoint, started)) = row else {
+            return Ok(None);
+        };
+        let (Some(checkpoint), Some(started_at)) = (
+            checkpoint.and_then(|c| serde_json::from_str(&c).ok()),
+            parse_timestamp(&started),
+        ) else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare(
+            "SELECT cursor_json, calls, walk_size FROM sync_walk_pages
+             WHERE provider = ?1 AND scope = ?2",
+        )?;
+        let pages = stmt
+            .query_map(params![provider.as_str(), scope], |r| {
+                Ok(CommittedPage {
+                    cursor_json: r.get(0)?,
+                    calls: r.get::<_, i64>(1)? as u64,
+                    walk_size: r.get::<_, Option<i64>>(2)?.map(|w| w as u64),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(InterruptedWalk {
+            checkpoint,
+            started_at,
+            pages,
+        }))
+    }
+
+    /// Records that a walk of the stream started with `checkpoint`, forgetting the pages of
+    /// any earlier walk.
     pub fn start_walk(
         &mut self,
         provider: ProviderKind,
         scope: &str,
         base_url: &str,
         checkpoint: &serde_json::Value,
+        started_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO sync_state (provider, scope, base_url, checkpoint_json)
-             VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO sync_state (provider, scope, base_url, checkpoint_json, walk_started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (provider, scope) DO UPDATE
-             SET base_url = excluded.base_url, checkpoint_json = excluded.checkpoint_json",
-            params![provider.as_str(), scope, base_url, checkpoint.to_string()],
+             SET base_url = excluded.base_url, checkpoint_json = excluded.checkpoint_json,
+                 walk_started_at = excluded.walk_started_at",
+            params![
+                provider.as_str(),
+                scope,
+                base_url,
+                checkpoint.to_string(),
+                format_timestamp(started_at)
+            ],
         )?;
         tx.execute(
             "DELETE FROM sync_walk_pages WHERE provider = ?1 AND scope = ?2",
@@ -279,7 +351,7 @@ impl Archive {
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "UPDATE sync_state SET last_complete_started_at = ?3
+            "UPDATE sync_state SET last_complete_started_at = ?3, walk_started_at = NULL
              WHERE provider = ?1 AND scope = ?2",
             params![provider.as_str(), scope, format_timestamp(started_at)],
         )?;
@@ -291,13 +363,73 @@ impl Archive {
         Ok(())
     }
 
+    /// Calls of an agent the provider may still change, created after `created_after`.
+    pub fn unsettled_calls(
+        &self,
+        provider: ProviderKind,
+        agent_id: &str,
+        created_after: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id FROM calls
+             WHERE provider = ?1 AND agent_id = ?2 AND settled = 0 AND created_at >= ?3
+             ORDER BY created_at",
+        )?;
+        let ids = stmt
+            .query_map(
+                params![provider.as_str(), agent_id, format_timestamp(created_after)],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    /// Removes the calls of an agent whose id hashes are not in `present` (the provider no
+    /// longer has them), each with an audit row `mode = upstream`. Returns how many.
+    pub fn prune_stream(
+        &mut self,
+        provider: ProviderKind,
+        agent_id: &str,
+        present: &HashSet<u64>,
+    ) -> Result<u64, StoreError> {
+        let p = provider.as_str();
+        let tx = self.conn.transaction()?;
+        let gone: Vec<String> = {
+            let mut stmt =
+                tx.prepare("SELECT id FROM calls WHERE provider = ?1 AND agent_id = ?2")?;
+            let ids = stmt.query_map(params![p, agent_id], |r| r.get::<_, String>(0))?;
+            let mut gone = Vec::new();
+            for id in ids {
+                let id = id?;
+                if !present.contains(&id_hash(&id)) {
+                    gone.push(id);
+                }
+            }
+            gone
+        };
+        let now = format_timestamp(Utc::now());
+        for id in &gone {
+            tx.execute(
+                "INSERT INTO deleted_calls (provider, call_id, agent_id, mode, job_id, deleted_at)
+                 VALUES (?1, ?2, ?3, 'upstream', NULL, ?4)",
+                params![p, id, agent_id, now],
+            )?;
+            tx.execute(
+                "DELETE FROM calls WHERE provider = ?1 AND id = ?2",
+                params![p, id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(gone.len() as u64)
+    }
+
     /// Writes one page of a stream in one transaction: its calls with their children, the
-    /// page's place in the walk, and the run's counts.
+    /// page's place in the walk (`page`, when it belongs to one), and the run's counts.
     pub fn write_page(
         &mut self,
         provider: ProviderKind,
         scope: &str,
-        cursor_json: &str,
+        page: Option<&CommittedPage>,
         run_id: i64,
         calls: &[CallRecord],
     ) -> Result<PageCounts, StoreError> {
@@ -307,10 +439,19 @@ impl Archive {
         for call in calls {
             upsert_call(&tx, provider, call, &now, &mut counts)?;
         }
-        tx.execute(
-            "INSERT OR IGNORE INTO sync_walk_pages (provider, scope, cursor_json) VALUES (?1, ?2, ?3)",
-            params![provider.as_str(), scope, cursor_json],
-        )?;
+        if let Some(page) = page {
+            tx.execute(
+                "INSERT OR REPLACE INTO sync_walk_pages (provider, scope, cursor_json, calls, walk_size)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    provider.as_str(),
+                    scope,
+                    page.cursor_json,
+                    page.calls as i64,
+                    page.walk_size.map(|w| w as i64)
+                ],
+            )?;
+        }
         tx.execute(
             "UPDATE sync_state SET last_synced_at = ?3 WHERE provider = ?1 AND scope = ?2",
             params![provider.as_str(), scope, now],
@@ -318,14 +459,15 @@ impl Archive {
         tx.execute(
             "UPDATE sync_runs SET calls_new = calls_new + ?2, calls_updated = calls_updated + ?3,
                  calls_unchanged = calls_unchanged + ?4, evaluations = evaluations + ?5,
-                 pages = pages + 1
+                 pages = pages + ?6
              WHERE id = ?1",
             params![
                 run_id,
                 counts.new as i64,
                 counts.updated as i64,
                 counts.unchanged as i64,
-                counts.evaluations as i64
+                counts.evaluations as i64,
+                i64::from(page.is_some())
             ],
         )?;
         tx.commit()?;
@@ -453,6 +595,11 @@ fn process_alive(pid: i64) -> bool {
 /// A stable 64-bit hash of a record's raw text, to notice unchanged records cheaply.
 pub fn content_hash(raw: &str) -> i64 {
     xxhash_rust::xxh3::xxh3_64(raw.as_bytes()) as i64
+}
+
+/// The hash walks remember a call id by: 8 bytes a call, whatever the id's length.
+pub fn id_hash(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
 fn upsert_call(
@@ -751,7 +898,7 @@ mod tests {
             .write_page(
                 ProviderKind::Bluejay,
                 "a",
-                "1",
+                None,
                 run,
                 std::slice::from_ref(&call),
             )
@@ -761,7 +908,7 @@ mod tests {
             .write_page(
                 ProviderKind::Bluejay,
                 "a",
-                "1",
+                None,
                 run,
                 std::slice::from_ref(&call),
             )
@@ -772,7 +919,7 @@ mod tests {
         )
         .unwrap();
         let changed = archive
-            .write_page(ProviderKind::Bluejay, "a", "1", run, &[call])
+            .write_page(ProviderKind::Bluejay, "a", None, run, &[call])
             .unwrap();
         assert_eq!(changed.updated, 1);
         let conn = archive.connection();

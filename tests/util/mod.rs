@@ -1,5 +1,6 @@
 //! Shared helpers: a simulator on port 0, the compiled binary, and archive readers.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -50,14 +51,38 @@ impl Fixture {
         cmd
     }
 
+    fn sync_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = ["sync", "bluejay", "--base-url", &self.server.base_url()]
+            .map(String::from)
+            .to_vec();
+        for agent in self.agents() {
+            args.push("--agent".into());
+            args.push(agent);
+        }
+        args
+    }
+
     /// `callvault sync bluejay` for every agent of the simulator.
     pub fn sync(&self) -> Command {
         let mut cmd = self.cmd();
-        cmd.args(["sync", "bluejay", "--base-url", &self.server.base_url()]);
-        for agent in self.agents() {
-            cmd.args(["--agent", &agent]);
-        }
+        cmd.args(self.sync_args());
         cmd
+    }
+
+    /// The same sync as a child process running in the background, output discarded.
+    pub fn spawn_sync(&self, extra: &[&str]) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("callvault"))
+            .env_remove("CALLVAULT_DB")
+            .env_remove("CALLVAULT_LOG")
+            .env("BLUEJAY_API_KEY", KEY)
+            .arg("--db")
+            .arg(self.db())
+            .args(self.sync_args())
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("callvault starts")
     }
 }
 
@@ -161,4 +186,169 @@ pub fn http(method: &str, url: &str, key: Option<&str>) -> (u16, Value) {
         let body = resp.json::<Value>().await.unwrap_or(Value::Null);
         (status, body)
     })
+}
+
+fn opt_f64(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+/// Checks every archived value against what the simulator served, field by field.
+pub fn assert_archive_matches(conn: &Connection, served: &BTreeMap<String, Value>) {
+    let archived = archived_calls(conn);
+    assert_eq!(
+        archived.keys().collect::<Vec<_>>(),
+        served.keys().collect::<Vec<_>>(),
+        "the archive holds exactly the served calls"
+    );
+    for (id, call) in served {
+        assert_eq!(&archived[id], call, "raw JSON of {id} kept as served");
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, agent_id, status, created_at, duration_ms, recording_url, call_direction,
+                    interface, transcript_url, ended_by, external_agent_id,
+                    (SELECT count(*) FROM participants p WHERE p.call_id = c.id),
+                    (SELECT count(*) FROM tool_calls t WHERE t.call_id = c.id),
+                    (SELECT count(*) FROM call_events e WHERE e.call_id = c.id),
+                    (SELECT count(*) FROM call_tags g WHERE g.call_id = c.id),
+                    (SELECT count(*) FROM evaluations v WHERE v.call_id = c.id)
+             FROM calls c",
+        )
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                    r.get::<_, Option<String>>(10)?,
+                ),
+                [
+                    r.get::<_, i64>(11)?,
+                    r.get(12)?,
+                    r.get(13)?,
+                    r.get(14)?,
+                    r.get(15)?,
+                ],
+            ))
+        })
+        .unwrap();
+    let s = |v: &Value| v.as_str().map(str::to_string);
+    let len = |v: &Value| v.as_array().map_or(0, |a| a.len() as i64);
+    for row in rows {
+        let (id, typed, children) = row.unwrap();
+        let c = &served[&id];
+        let mut tags: Vec<&str> = c["tags"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        tags.sort();
+        tags.dedup();
+        assert_eq!(
+            typed,
+            (
+                s(&c["agent_id"]),
+                s(&c["status"]),
+                s(&c["created_at"]),
+                c["duration_ms"].as_i64(),
+                s(&c["recording_url"]),
+                s(&c["call_direction"]),
+                s(&c["interface"]),
+                s(&c["transcript_url"]),
+                s(&c["conversation_ended_by"]),
+                s(&c["external_agent_id"]),
+            ),
+            "typed columns of {id}"
+        );
+        assert_eq!(
+            children,
+            [
+                len(&c["participants"]),
+                len(&c["tool_calls"]),
+                len(&c["events"]),
+                tags.len() as i64,
+                len(&c["evaluations"]),
+            ],
+            "child rows of {id}"
+        );
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, call_id, hallucination, avg_agent_latency, p95_agent_latency,
+                    max_agent_latency, p99_filler_ignored_latency, goal_success, sentiment_label,
+                    num_turns, custom_evals_json,
+                    (SELECT count(*) FROM custom_metrics m WHERE m.evaluation_id = e.id)
+             FROM evaluations e",
+        )
+        .unwrap();
+    let mut evals = BTreeMap::new();
+    for row in stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                    r.get::<_, Option<f64>>(4)?,
+                    r.get::<_, Option<f64>>(5)?,
+                    r.get::<_, Option<f64>>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
+                    r.get::<_, Option<String>>(10)?,
+                    r.get::<_, i64>(11)?,
+                ),
+            ))
+        })
+        .unwrap()
+    {
+        let (id, values) = row.unwrap();
+        evals.insert(id, values);
+    }
+    let mut served_evals = 0;
+    for (id, c) in served {
+        for e in c["evaluations"].as_array().unwrap() {
+            served_evals += 1;
+            let eid = e["id"].as_str().unwrap();
+            let latency = &e["latency"];
+            let expected = (
+                id.clone(),
+                e["hallucination"].as_bool().map(i64::from),
+                opt_f64(&latency["avg_agent_latency"]).or(opt_f64(&e["avg_agent_latency"])),
+                opt_f64(&latency["p95_agent_latency"]),
+                opt_f64(&latency["max_agent_latency"]),
+                opt_f64(&e["filler_ignored_latency"]["p99_filler_ignored_latency"]),
+                e["goal_success"].as_bool().map(i64::from),
+                s(&e["sentiment_label"]),
+                e["num_turns"].as_i64(),
+                (!e["custom_evals"].is_null()).then(|| e["custom_evals"].to_string()),
+                len(&e["custom_metrics"]),
+            );
+            assert_eq!(evals.get(eid), Some(&expected), "evaluation {eid}");
+        }
+    }
+    assert_eq!(evals.len(), served_evals, "no extra evaluations");
+}
+
+pub fn summary_counts(stderr: &str) -> (u64, u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("synced "))
+        .unwrap_or_else(|| panic!("no summary line in: {stderr}"));
+    let num = |word: &str| -> u64 {
+        let before = &line[..line
+            .find(word)
+            .unwrap_or_else(|| panic!("{word} in {line}"))];
+        before.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    (num(" new"), num(" updated"), num(" unchanged"))
 }

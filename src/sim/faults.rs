@@ -1,0 +1,170 @@
+//! Faults the simulator can inject, each switchable, to prove the client survives them.
+//!
+//! With probability `rate`, a request meets one of the enabled `FaultKind`s: a 429 or 503
+//! with `Retry-After`, a plain 500, a connection dropped halfway through the body, a body
+//! truncated into invalid JSON, or a slow answer. Faults that strike before the handler
+//! (429, 503, 500) leave the data untouched; faults that mangle the answer (drop, truncate,
+//! slow) strike after the handler ran, as a real server that acted but failed to answer.
+//! `Churn` inserts and deletes calls while a walk is under way.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+
+use super::Simulator;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    TooManyRequests,
+    Unavailable,
+    ServerError,
+    DropConnection,
+    TruncateBody,
+    Slow,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::TooManyRequests,
+        FaultKind::Unavailable,
+        FaultKind::ServerError,
+        FaultKind::DropConnection,
+        FaultKind::TruncateBody,
+        FaultKind::Slow,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::TooManyRequests => "429",
+            FaultKind::Unavailable => "503",
+            FaultKind::ServerError => "500",
+            FaultKind::DropConnection => "drop",
+            FaultKind::TruncateBody => "truncate",
+            FaultKind::Slow => "slow",
+        }
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        FaultKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!("'{s}' is not a fault (expected 429, 503, 500, drop, truncate or slow)")
+            })
+    }
+}
+
+/// Which faults strike, how often, and their parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultConfig {
+    /// The share of requests that meet a fault, 0..=1.
+    pub rate: f64,
+    pub kinds: Vec<FaultKind>,
+    /// `Retry-After` sent with 429 and 503, in seconds.
+    pub retry_after_secs: u64,
+    /// How long a slow answer takes.
+    pub slow: Duration,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        FaultConfig {
+            rate: 0.0,
+            kinds: FaultKind::ALL.to_vec(),
+            retry_after_secs: 1,
+            slow: Duration::from_millis(1500),
+        }
+    }
+}
+
+/// Calls inserted and deleted at the provider while clients walk its pages: on each list
+/// request, with these probabilities, one call of that agent is added and one deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Churn {
+    pub insert_chance: f64,
+    pub delete_chance: f64,
+}
+
+/// The fault a request meets, if any.
+fn draw(sim: &Simulator) -> Option<(FaultKind, FaultConfig)> {
+    let mut state = sim.lock();
+    let config = state.faults.clone();
+    if config.rate <= 0.0 || config.kinds.is_empty() {
+        return None;
+    }
+    if !state.rng.random_bool(config.rate.clamp(0.0, 1.0)) {
+        return None;
+    }
+    let kind = config.kinds[state.rng.random_range(0..config.kinds.len())];
+    state.faults_served += 1;
+    Some((kind, config))
+}
+
+fn retry_later(status: StatusCode, secs: u64) -> Response {
+    let mut response = (
+        status,
+        axum::Json(serde_json::json!({"detail": "Please slow down and retry later"})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert("retry-after", v);
+    }
+    response
+}
+
+/// The middleware that injects faults.
+pub async fn inject(State(sim): State<Simulator>, request: Request, next: Next) -> Response {
+    let Some((kind, config)) = draw(&sim) else {
+        return next.run(request).await;
+    };
+    match kind {
+        FaultKind::TooManyRequests => {
+            retry_later(StatusCode::TOO_MANY_REQUESTS, config.retry_after_secs)
+        }
+        FaultKind::Unavailable => {
+            retry_later(StatusCode::SERVICE_UNAVAILABLE, config.retry_after_secs)
+        }
+        FaultKind::ServerError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(serde_json::json!({"detail": "Internal Server Error"})),
+        )
+            .into_response(),
+        FaultKind::Slow => {
+            tokio::time::sleep(config.slow).await;
+            next.run(request).await
+        }
+        FaultKind::DropConnection | FaultKind::TruncateBody => {
+            let response = next.run(request).await;
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let half = bytes.slice(..bytes.len() / 2);
+            if kind == FaultKind::TruncateBody {
+                let mut parts = parts;
+                parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+                return Response::from_parts(parts, Body::from(half));
+            }
+            // Half the body, then an error: the server aborts the connection mid-body.
+            let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "fault: dropped",
+                )),
+            ];
+            let mut parts = parts;
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
+        }
+    }
+}

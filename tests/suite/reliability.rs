@@ -1,0 +1,371 @@
+//! Sync reliability: faults, kill -9 and resume, churn during walks, late evaluations,
+//! partial failure, rate limits, pruning and never resurrecting deleted calls.
+
+use std::time::{Duration, Instant};
+
+use callvault::sim::{Churn, FaultConfig, FaultKind, SimConfig};
+use rusqlite::Connection;
+
+use crate::util::*;
+
+fn run_outcomes(conn: &Connection) -> Vec<String> {
+    let mut stmt = conn
+        .prepare("SELECT outcome FROM sync_runs ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn a_sync_through_15_percent_faults_ends_equal_to_the_provider() {
+    let fx = Fixture::new(SimConfig {
+        faults: FaultConfig {
+            rate: 0.15,
+            kinds: FaultKind::ALL.to_vec(),
+            retry_after_secs: 1,
+            slow: Duration::from_millis(300),
+        },
+        ..sim_config(1_500, 2)
+    });
+    let out = fx.sync().output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(fx.server.sim.faults_served() >= 2, "faults were injected");
+    assert!(stderr_of(&out).contains("retrying"), "{}", stderr_of(&out));
+    fx.server.sim.set_faults(FaultConfig::default());
+    assert_archive_matches(&open(&fx.db()), &served_calls(&fx.server));
+}
+
+#[test]
+fn kill_9_at_twenty_moments_then_resume_ends_equal_with_a_correct_history() {
+    let fx = Fixture::new(SimConfig {
+        latency: Duration::from_millis(4),
+        ..sim_config(4_000, 3)
+    });
+    // Deterministic "random" delays spread over the length of a sync.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut kills = 0;
+    for _ in 0..22 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let delay = Duration::from_millis(20 + x % 900);
+        let mut child = fx.spawn_sync(&["--full", "--concurrency", "2"]);
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills >= 20, "only {kills} runs were killed mid-way");
+    let out = fx.sync().arg("--full").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let conn = open(&fx.db());
+    assert_eq!(
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+            .unwrap(),
+        "ok"
+    );
+    assert_archive_matches(&conn, &served_calls(&fx.server));
+    let outcomes = run_outcomes(&conn);
+    assert_eq!(outcomes.last().map(String::as_str), Some("complete"));
+    assert!(!outcomes.contains(&"running".to_string()), "{outcomes:?}");
+    let interrupted = outcomes.iter().filter(|o| *o == "interrupted").count();
+    assert!(
+        interrupted + 2 >= kills,
+        "{interrupted} interrupted of {kills} kills: {outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o == "interrupted" || o == "complete"),
+        "{outcomes:?}"
+    );
+}
+
+#[test]
+fn an_interrupted_walk_resumes_after_its_last_committed_page() {
+    let fx = Fixture::new(SimConfig {
+        latency: Duration::from_millis(25),
+        ..sim_config(3_000, 1)
+    });
+    let total_pages = 30;
+    let mut child = fx.spawn_sync(&["--concurrency", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the sync never committed pages");
+        if let Ok(conn) =
+            Connection::open_with_flags(fx.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        {
+            let done: i64 = conn
+                .query_row("SELECT count(*) FROM sync_walk_pages", [], |r| r.get(0))
+                .unwrap_or(0);
+            if done >= 8 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let committed = count(&open(&fx.db()), "SELECT count(*) FROM sync_walk_pages");
+    assert!(committed < total_pages, "killed mid-walk");
+
+    let out = fx.sync().output().unwrap();
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "resumed, {} pages already committed",
+            committed - 1
+        )) || stderr.contains(&format!("resumed, {committed} pages already committed")),
+        "{stderr}"
+    );
+    let conn = open(&fx.db());
+    let pages_second = count(
+        &conn,
+        "SELECT pages FROM sync_runs ORDER BY id DESC LIMIT 1",
+    );
+    assert!(
+        pages_second <= total_pages - committed + 2,
+        "{pages_second} pages refetched"
+    );
+    assert_archive_matches(&conn, &served_calls(&fx.server));
+    assert_eq!(run_outcomes(&conn), vec!["interrupted", "complete"]);
+}
+
+#[test]
+fn calls_inserted_and_deleted_during_a_walk_are_neither_missed_nor_doubled() {
+    let fx = Fixture::new(SimConfig {
+        churn: Churn {
+            insert_chance: 0.5,
+            delete_chance: 0.5,
+        },
+        ..sim_config(2_500, 2)
+    });
+    let out = fx.sync().args(["--concurrency", "2"]).output().unwrap();
+    let stderr = stderr_of(&out);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{stderr}");
+    assert!(
+        stderr.contains("walking the stream again"),
+        "drift detected: {stderr}"
+    );
+    fx.server.sim.set_churn(Churn::default());
+    let out = fx.sync().output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+
+    let (inserted, deleted) = fx.server.sim.churned();
+    assert!(!inserted.is_empty() && !deleted.is_empty());
+    let conn = open(&fx.db());
+    let served = served_calls(&fx.server);
+    let archived = archived_calls(&conn);
+    for id in served.keys() {
+        assert!(archived.contains_key(id), "{id} missed");
+    }
+    for id in archived.keys().filter(|id| !served.contains_key(*id)) {
+        assert!(deleted.contains(id), "{id} archived but never served");
+    }
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM (SELECT call_id, idx FROM participants GROUP BY 1, 2 HAVING count(*) > 1)"),
+        0
+    );
+
+    // A complete walk of everything, with --prune, removes what the provider deleted.
+    let out = fx.sync().args(["--full", "--prune"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_archive_matches(&conn, &served);
+    let pruned: Vec<String> = conn
+        .prepare("SELECT call_id FROM deleted_calls WHERE mode = 'upstream' ORDER BY call_id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut expected: Vec<String> = archived
+        .keys()
+        .filter(|id| !served.contains_key(*id))
+        .cloned()
+        .collect();
+    expected.sort();
+    assert_eq!(pruned, expected);
+}
+
+#[test]
+fn without_prune_nothing_is_removed_and_prune_needs_full() {
+    let fx = Fixture::new(sim_config(300, 1));
+    assert!(fx.sync().output().unwrap().status.success());
+    let agent = fx.agents()[0].clone();
+    let base = fx.server.base_url();
+    let (_, page) = http(
+        "GET",
+        &format!("{base}/v1/retrieve-call-logs/{agent}?last=all&page_size=3"),
+        Some(KEY),
+    );
+    let victim = page["call_logs"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        http("DELETE", &format!("{base}/v1/call-log/{victim}"), Some(KEY)).0,
+        200
+    );
+    assert!(fx.sync().arg("--full").output().unwrap().status.success());
+    assert_eq!(count(&open(&fx.db()), "SELECT count(*) FROM calls"), 300);
+    let out = fx.sync().arg("--prune").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+}
+
+#[test]
+fn late_evaluations_on_calls_older_than_the_window_are_picked_up() {
+    let fx = Fixture::new(sim_config(4_000, 2));
+    assert!(fx.sync().output().unwrap().status.success());
+    let now = chrono::Utc::now();
+    let old = now - chrono::Duration::days(6)..now - chrono::Duration::hours(30);
+    let completed = fx.server.sim.complete_pending(4, old);
+    assert!(
+        completed.len() >= 2,
+        "the data set has older unfinished calls"
+    );
+
+    let out = fx.sync().output().unwrap();
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("unfinished calls rechecked"), "{stderr}");
+    let conn = open(&fx.db());
+    let window: String = conn
+        .query_row("SELECT checkpoint_json FROM sync_state LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(window.contains("1day"), "{window}");
+    for id in &completed {
+        let evals = count(
+            &conn,
+            &format!("SELECT count(*) FROM evaluations WHERE call_id = '{id}'"),
+        );
+        assert_eq!(evals, 1, "late evaluation of {id}");
+        let settled = count(
+            &conn,
+            &format!("SELECT settled FROM calls WHERE id = '{id}'"),
+        );
+        assert_eq!(settled, 1);
+    }
+    assert_archive_matches(&conn, &served_calls(&fx.server));
+}
+
+#[test]
+fn one_failing_stream_does_not_stop_the_others() {
+    let fx = Fixture::new(sim_config(400, 2));
+    let agents = fx.agents();
+    let out = fx
+        .cmd()
+        .args(["sync", "bluejay", "--base-url", &fx.server.base_url()])
+        .args([
+            "--agent",
+            &agents[0],
+            "--agent",
+            "no-such-agent",
+            "--agent",
+            &agents[1],
+        ])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("no-such-agent failed") && stderr.contains("404"),
+        "{stderr}"
+    );
+    let conn = open(&fx.db());
+    assert_archive_matches(&conn, &served_calls(&fx.server));
+    assert_eq!(run_outcomes(&conn), vec!["partial"]);
+}
+
+#[test]
+fn a_provider_asking_to_wait_too_long_stops_the_run_cleanly_and_it_resumes() {
+    let fx = Fixture::new(sim_config(500, 2));
+    fx.server.sim.set_faults(FaultConfig {
+        rate: 1.0,
+        kinds: vec![FaultKind::TooManyRequests],
+        retry_after_secs: 600,
+        ..FaultConfig::default()
+    });
+    let started = Instant::now();
+    let out = fx.sync().args(["--max-wait", "5"]).output().unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "did not wait out the 600 s"
+    );
+    assert!(
+        stderr.contains("run the same sync again to resume"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("600s"), "{stderr}");
+    fx.server.sim.set_faults(FaultConfig::default());
+    let out = fx.sync().output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let conn = open(&fx.db());
+    assert_archive_matches(&conn, &served_calls(&fx.server));
+    assert_eq!(run_outcomes(&conn), vec!["partial", "complete"]);
+}
+
+#[test]
+fn rps_bounds_the_request_rate_of_the_whole_run() {
+    let fx = Fixture::new(sim_config(2_400, 2));
+    let out = fx
+        .sync()
+        .args(["--rps", "10", "--concurrency", "8"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let times = fx.server.sim.request_times();
+    assert!(times.len() >= 24, "{} requests", times.len());
+    for (i, start) in times.iter().enumerate() {
+        let within = times[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*start) < Duration::from_secs(1))
+            .count();
+        assert!(within <= 11, "{within} requests within one second");
+    }
+}
+
+#[test]
+fn a_call_deleted_through_callvault_is_never_resurrected() {
+    let fx = Fixture::new(sim_config(200, 1));
+    assert!(fx.sync().output().unwrap().status.success());
+    let victim: String = {
+        let conn = Connection::open(fx.db()).unwrap();
+        let id: String = conn
+            .query_row("SELECT id FROM calls ORDER BY id LIMIT 1", [], |r| r.get(0))
+            .unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA foreign_keys = ON;
+             DELETE FROM calls WHERE id = '{id}';
+             INSERT INTO deleted_calls (provider, call_id, mode, deleted_at)
+             VALUES ('bluejay', '{id}', 'full', '2026-01-01T00:00:00.000Z');"
+        ))
+        .unwrap();
+        id
+    };
+    let out = fx.sync().arg("--full").output().unwrap();
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("not re-archived"), "{stderr}");
+    let conn = open(&fx.db());
+    assert_eq!(
+        count(
+            &conn,
+            &format!("SELECT count(*) FROM calls WHERE id = '{victim}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &conn,
+            &format!("SELECT count(*) FROM evaluations WHERE call_id = '{victim}'")
+        ),
+        0
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM calls"), 199);
+}
