@@ -36,7 +36,6 @@ CREATE TABLE calls (
     PRIMARY KEY (provider, id)
 );
 CREATE INDEX calls_agent_created ON calls (provider, agent_id, created_at);
-CREATE INDEX calls_created ON calls (created_at);
 CREATE INDEX calls_unsettled ON calls (provider, agent_id) WHERE settled = 0;
 
 CREATE TABLE evaluations (
@@ -123,7 +122,6 @@ CREATE TABLE call_tags (
     PRIMARY KEY (provider, call_id, tag),
     FOREIGN KEY (provider, call_id) REFERENCES calls (provider, id) ON DELETE CASCADE
 ) WITHOUT ROWID;
-CREATE INDEX call_tags_tag ON call_tags (tag);
 
 -- Custom metrics of an evaluation, one row each (evaluation_id names the evaluation).
 CREATE TABLE custom_metrics (
@@ -142,10 +140,9 @@ CREATE TABLE custom_metrics (
     tags_json       TEXT,
     scoring_guidance TEXT,
     enum_options_json TEXT,
-    PRIMARY KEY (provider, evaluation_id, idx),
+    PRIMARY KEY (provider, call_id, evaluation_id, idx),
     FOREIGN KEY (provider, call_id) REFERENCES calls (provider, id) ON DELETE CASCADE
 ) WITHOUT ROWID;
-CREATE INDEX custom_metrics_call ON custom_metrics (provider, call_id);
 
 -- Per-turn transcript text and timings, for providers that return them.
 CREATE TABLE transcript_turns (

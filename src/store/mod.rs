@@ -30,6 +30,17 @@ pub const SCHEMA_VERSION: i64 = 1;
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
+/// Page size of a new archive, in bytes.
+const PAGE_SIZE: i64 = 16_384;
+
+/// The writer's page cache, in KiB: large enough that a page of calls with its indexes never
+/// spills to the WAL before its commit; bounded so memory stays flat.
+const CACHE_KIB: i64 = 64 * 1024;
+
+/// WAL pages between automatic checkpoints (64 MiB at 16 KiB a page): fewer, larger
+/// checkpoints write each hot page once instead of many times.
+const CHECKPOINT_PAGES: i64 = 4_096;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path} is not a SQLite database; callvault left it untouched")]
@@ -170,6 +181,7 @@ impl Archive {
         check_header(path)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(64);
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| not_sqlite(path, e))?;
@@ -190,9 +202,17 @@ impl Archive {
                 path: path.to_path_buf(),
             });
         }
+        if version == 0 {
+            // Rows carry a few KB of raw JSON: pages that hold a whole call avoid overflow
+            // chains. Only a new, empty file can still take a page size.
+            conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         if version == 0 {
             conn.execute_batch(&format!(
                 "BEGIN; {SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
@@ -436,8 +456,14 @@ impl Archive {
         let now = format_timestamp(Utc::now());
         let tx = self.conn.transaction()?;
         let mut counts = PageCounts::default();
+        // Most archives have deleted nothing: one look per page instead of one per call.
+        let any_deleted = tx
+            .prepare_cached(
+                "SELECT 1 FROM deleted_calls WHERE provider = ?1 AND mode = 'full' LIMIT 1",
+            )?
+            .exists(params![provider.as_str()])?;
         for call in calls {
-            upsert_call(&tx, provider, call, &now, &mut counts)?;
+            upsert_call(&tx, provider, call, &now, any_deleted, &mut counts)?;
         }
         if let Some(page) = page {
             tx.execute(
@@ -551,15 +577,22 @@ impl Archive {
 
 /// Per-stream figures for `status`, read on any connection.
 pub fn stream_summaries(conn: &Connection) -> Result<Vec<StreamSummary>, StoreError> {
+    // A stream's scope is its agent, or `agent#label=L` for a labelled stream: figures are
+    // the agent's either way.
     let mut stmt = conn.prepare(
-        "SELECT s.provider, s.scope, s.base_url, s.last_synced_at, s.last_complete_started_at,
+        "WITH s AS (
+            SELECT *, CASE WHEN instr(scope, '#label=') > 0
+                           THEN substr(scope, 1, instr(scope, '#label=') - 1)
+                           ELSE scope END AS agent
+            FROM sync_state)
+         SELECT s.provider, s.scope, s.base_url, s.last_synced_at, s.last_complete_started_at,
                 s.checkpoint_json,
                 (SELECT count(*) FROM calls c
-                  WHERE c.provider = s.provider AND c.agent_id = s.scope),
+                  WHERE c.provider = s.provider AND c.agent_id = s.agent),
                 (SELECT count(*) FROM evaluations e JOIN calls c
                     ON c.provider = e.provider AND c.id = e.call_id
-                  WHERE c.provider = s.provider AND c.agent_id = s.scope)
-         FROM sync_state s ORDER BY s.provider, s.scope",
+                  WHERE c.provider = s.provider AND c.agent_id = s.agent)
+         FROM s ORDER BY s.provider, s.scope",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(StreamSummary {
@@ -607,6 +640,7 @@ fn upsert_call(
     provider: ProviderKind,
     call: &CallRecord,
     now: &str,
+    any_deleted: bool,
     counts: &mut PageCounts,
 ) -> rusqlite::Result<()> {
     let p = provider.as_str();
@@ -627,11 +661,12 @@ fn upsert_call(
             counts.updated += 1;
         }
         None => {
-            let deleted = tx
-                .prepare_cached(
-                    "SELECT 1 FROM deleted_calls WHERE provider = ?1 AND call_id = ?2 AND mode = 'full'",
-                )?
-                .exists(params![p, call.id])?;
+            let deleted = any_deleted
+                && tx
+                    .prepare_cached(
+                        "SELECT 1 FROM deleted_calls WHERE provider = ?1 AND call_id = ?2 AND mode = 'full'",
+                    )?
+                    .exists(params![p, call.id])?;
             if deleted {
                 counts.refused_resurrections += 1;
                 tracing::warn!(
@@ -766,13 +801,9 @@ fn insert_children(tx: &Transaction, p: &str, call: &CallRecord) -> rusqlite::Re
         }
     }
     for e in &call.evaluations {
-        // An evaluation id seen on another call moves to this one, the newest word on it.
-        tx.prepare_cached("DELETE FROM custom_metrics WHERE provider = ?1 AND evaluation_id = ?2")?
-            .execute(params![p, e.id])?;
-        tx.prepare_cached("DELETE FROM evaluations WHERE provider = ?1 AND id = ?2")?
-            .execute(params![p, e.id])?;
+        // An evaluation id seen on another call moves to this one: the newest word on it.
         tx.prepare_cached(
-            "INSERT INTO evaluations (provider, id, call_id, created_at, hallucination,
+            "INSERT OR REPLACE INTO evaluations (provider, id, call_id, created_at, hallucination,
                 hallucination_reasoning, redundancy, redundancy_reasoning, goal_success,
                 goal_reasoning, agent_speak_percentage, avg_agent_latency, p50_agent_latency,
                 p90_agent_latency, p95_agent_latency, p99_agent_latency, max_agent_latency,
@@ -820,7 +851,7 @@ fn insert_children(tx: &Transaction, p: &str, call: &CallRecord) -> rusqlite::Re
         ])?;
         if !e.custom_metrics.is_empty() {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO custom_metrics (provider, call_id, evaluation_id, idx, name,
+                "INSERT OR REPLACE INTO custom_metrics (provider, call_id, evaluation_id, idx, name,
                     description, response_type, response_value, reasoning, min_value, max_value,
                     category, tags_json, scoring_guidance, enum_options_json)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
