@@ -1,4 +1,6 @@
 //! Shared helpers: a simulator on port 0, the compiled binary, and archive readers.
+// Each test binary uses a different part of these helpers.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +49,17 @@ impl Fixture {
     pub fn cmd(&self) -> Command {
         let mut cmd = callvault();
         cmd.arg("--db").arg(self.db()).env("BLUEJAY_API_KEY", KEY);
+        cmd
+    }
+
+    /// `cmd()` as a `std::process::Command`, for runs a test kills or waits on itself.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("callvault"));
+        cmd.env_remove("CALLVAULT_DB")
+            .env_remove("CALLVAULT_LOG")
+            .env("BLUEJAY_API_KEY", KEY)
+            .arg("--db")
+            .arg(self.db());
         cmd
     }
 
@@ -161,4 +174,13 @@ pub fn http(method: &str, url: &str, key: Option<&str>) -> (u16, Value) {
         let body = resp.json::<Value>().await.unwrap_or(Value::Null);
         (status, body)
     })
+}
+
+/// The first column of every row `sql` returns, as text.
+pub fn strings(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(sql).expect(sql);
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .expect(sql)
+        .map(|r| r.expect(sql))
+        .collect()
 }
