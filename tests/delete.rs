@@ -501,9 +501,11 @@ fn kill_9_at_random_moments_then_resume_deletes_exactly_the_plan() {
     drop(conn);
 
     let mut rng = rand::rng();
+    // Kills of a running job; kills before the plan was frozen come on top.
     let mut kills = Vec::new();
+    let mut kills_before_freeze = 0;
     let started = Instant::now();
-    while kills.len() < KILLS {
+    while kills.len() < KILLS && kills_before_freeze < 20 {
         let frozen = count(&open(&fx.db()), "SELECT count(*) FROM delete_jobs") > 0;
         let mut cmd = fx.std_cmd();
         if frozen {
@@ -524,7 +526,11 @@ fn kill_9_at_random_moments_then_resume_deletes_exactly_the_plan() {
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        kills.push(delay);
+        if frozen {
+            kills.push(delay);
+        } else {
+            kills_before_freeze += 1;
+        }
         let conn = open(&fx.db());
         let jobs = count(&conn, "SELECT count(*) FROM delete_jobs");
         if jobs == 0 {
@@ -552,7 +558,7 @@ fn kill_9_at_random_moments_then_resume_deletes_exactly_the_plan() {
     let out = fx.cmd().args(["delete", "--resume", "1"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     eprintln!(
-        "{} kills at {kills:?}; {} s in all",
+        "{kills_before_freeze} kill(s) before the freeze, then {} kills of the job at {kills:?}; {} s in all",
         kills.len(),
         started.elapsed().as_secs_f64()
     );

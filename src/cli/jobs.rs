@@ -19,8 +19,18 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     table
         .load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
         .set_header([
-            "job", "created", "mode", "state", "planned", "done", "gone", "skipped", "failed",
-            "pending", "finished",
+            "job",
+            "created",
+            "mode",
+            "state",
+            "planned",
+            "done",
+            "gone",
+            "skipped",
+            "failed",
+            "pending",
+            "finished",
+            "selection",
         ]);
     for j in jobs {
         let c = j.counts;
@@ -36,8 +46,24 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             c.failed.to_string(),
             c.pending.to_string(),
             j.finished_at.unwrap_or_else(|| "-".into()),
+            shorten(&j.selection),
         ]);
     }
     println!("{table}");
     Ok(Outcome::Success)
+}
+
+/// The selection on one line, cut to fit a table cell.
+fn shorten(sql: &str) -> String {
+    const WIDTH: usize = 48;
+    let line = sql
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match line.char_indices().nth(WIDTH) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line,
+    }
 }
