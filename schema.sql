@@ -199,12 +199,17 @@ CREATE TABLE sync_runs (
     error           TEXT
 );
 
+-- A frozen delete plan. state: planned, running, complete, partial (some items failed),
+-- stopped (a fatal error left items pending). pid is the process running it, while it runs.
 CREATE TABLE delete_jobs (
     id              INTEGER PRIMARY KEY,
     created_at      TEXT NOT NULL,
     selection       TEXT NOT NULL,
+    params_json     TEXT,
     mode            TEXT NOT NULL,
     state           TEXT NOT NULL,
+    planned         INTEGER NOT NULL DEFAULT 0,
+    pid             INTEGER,
     finished_at     TEXT
 );
 
@@ -212,11 +217,15 @@ CREATE TABLE delete_items (
     job_id          INTEGER NOT NULL REFERENCES delete_jobs (id),
     provider        TEXT NOT NULL,
     call_id         TEXT NOT NULL,
+    -- Kept for the audit row, which must not depend on the call still being archived.
+    agent_id        TEXT,
     base_url        TEXT,
     state           TEXT NOT NULL CHECK (state IN ('pending', 'done', 'gone', 'skipped', 'failed')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     http_status     INTEGER,
     last_error      TEXT,
+    -- 1 for a failure that may succeed if sent again (5xx, timeouts): `--resume` retries it.
+    retryable       INTEGER NOT NULL DEFAULT 0,
     finished_at     TEXT,
     PRIMARY KEY (job_id, provider, call_id)
 );

@@ -5,7 +5,9 @@
 //! config, keys from the environment), calls the library, and renders results. Data goes to
 //! stdout; progress, summaries, logs and errors go to stderr. Library code never prints.
 
+mod delete;
 mod demo;
+mod jobs;
 mod query;
 mod sim;
 mod status;
@@ -60,6 +62,10 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// Start the simulator in-process, sync it into a demo archive and print stats
     Demo(demo::DemoArgs),
+    /// Delete calls at the provider, selected by SQL over the archive (a dry run without --yes)
+    Delete(delete::DeleteArgs),
+    /// Delete jobs and their counts
+    Jobs,
 }
 
 impl Cli {
@@ -95,6 +101,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Query(args) => query::run(&cli, args),
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(&cli, args).await,
+        Command::Delete(args) => delete::run(&cli, args).await,
+        Command::Jobs => jobs::run(&cli),
     }
 }
 

@@ -9,6 +9,7 @@
 //! connections (`open_read_only`), which WAL lets run beside a writer. This module knows no
 //! HTTP.
 
+pub mod journal;
 mod writer;
 
 use std::collections::HashSet;

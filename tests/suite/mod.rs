@@ -1,2 +1,3 @@
 mod archive;
+mod delete;
 mod reliability;

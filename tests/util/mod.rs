@@ -62,6 +62,17 @@ impl Fixture {
         args
     }
 
+    /// `cmd()` as a `std::process::Command`, for runs a test kills or waits on itself.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("callvault"));
+        cmd.env_remove("CALLVAULT_DB")
+            .env_remove("CALLVAULT_LOG")
+            .env("BLUEJAY_API_KEY", KEY)
+            .arg("--db")
+            .arg(self.db());
+        cmd
+    }
+
     /// `callvault sync bluejay` for every agent of the simulator.
     pub fn sync(&self) -> Command {
         let mut cmd = self.cmd();
@@ -71,12 +82,7 @@ impl Fixture {
 
     /// The same sync as a child process running in the background, output discarded.
     pub fn spawn_sync(&self, extra: &[&str]) -> std::process::Child {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("callvault"))
-            .env_remove("CALLVAULT_DB")
-            .env_remove("CALLVAULT_LOG")
-            .env("BLUEJAY_API_KEY", KEY)
-            .arg("--db")
-            .arg(self.db())
+        self.std_cmd()
             .args(self.sync_args())
             .args(extra)
             .stdout(std::process::Stdio::null())
@@ -351,4 +357,13 @@ pub fn summary_counts(stderr: &str) -> (u64, u64, u64) {
         before.split_whitespace().last().unwrap().parse().unwrap()
     };
     (num(" new"), num(" updated"), num(" unchanged"))
+}
+
+/// The first column of every row `sql` returns, as text.
+pub fn strings(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(sql).expect(sql);
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .expect(sql)
+        .map(|r| r.expect(sql))
+        .collect()
 }

@@ -1,0 +1,372 @@
+//! `callvault delete`: resolve the selection, plan, then either print a dry run or freeze the
+//! plan and execute it; `--resume JOB` executes what an earlier run left outstanding.
+//!
+//! Keys come from the environment only. The dry-run report is data (stdout); the plan's
+//! frozen job id, progress and the final summary go to stderr.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{ArgGroup, Args};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{parse_positive, parse_rate, Cli, Outcome, DEFAULT_DB};
+use crate::delete::{self, DeletePlan, Selection, DEFAULT_CONCURRENCY, DEFAULT_MAX, SAMPLE_ROWS};
+use crate::providers::{
+    self, DeleteMode, HttpClient, Provider, ProviderError, ProviderKind, RetryPolicy,
+};
+use crate::secret::ApiKey;
+use crate::store::{Archive, ArchiveWriter};
+
+/// Named queries built into the binary, used when `queries/NAME.sql` is not in the current
+/// directory.
+const BUILTIN_QUERIES: &[(&str, &str)] = &[(
+    "calls_older_than",
+    include_str!("../../queries/calls_older_than.sql"),
+)];
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("what").args(["select", "query", "resume"]).required(true)))]
+pub struct DeleteArgs {
+    /// A read-only SQL statement returning the columns provider and call_id
+    #[arg(long, value_name = "SQL")]
+    pub select: Option<String>,
+    /// A named query: queries/NAME.sql in the current directory, or a built-in one
+    #[arg(long, value_name = "NAME")]
+    pub query: Option<String>,
+    /// Binds the SQL parameter :K to V (repeatable)
+    #[arg(long = "param", value_name = "K=V", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// full, recording-only or redact (what the provider offers)
+    #[arg(long, default_value = "full", value_parser = clap::value_parser!(DeleteMode))]
+    pub mode: DeleteMode,
+    /// Delete for real; without it, print what would be deleted and send nothing
+    #[arg(long)]
+    pub yes: bool,
+    /// Refuse a selection of more calls than this
+    #[arg(long, default_value_t = DEFAULT_MAX, value_parser = parse_max)]
+    pub max: usize,
+    /// Delete requests in flight at once
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_positive)]
+    pub concurrency: usize,
+    /// At most this many requests per second
+    #[arg(long, value_parser = parse_rate)]
+    pub rps: Option<f64>,
+    /// The provider's API address [default: where the archive synced it from]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Finish an interrupted job: send its pending and retryable items, without re-planning
+    #[arg(long, value_name = "JOB", conflicts_with_all = ["params", "yes", "max", "mode"])]
+    pub resume: Option<i64>,
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}' is not K=V"))?;
+    let mut chars = key.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "'{key}' is not a parameter name (letters, digits and _)"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+fn parse_max(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{text}' is not a whole number of at least 1")),
+    }
+}
+
+/// The SQL of `--query NAME`: `queries/NAME.sql` in the current directory, else built in.
+fn named_query(name: &str) -> anyhow::Result<String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        bail!("'{name}' is not a query name (letters, digits, _ and -)");
+    }
+    let path = Path::new("queries").join(format!("{name}.sql"));
+    match std::fs::read_to_string(&path) {
+        Ok(sql) => return Ok(sql),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    match BUILTIN_QUERIES.iter().find(|(n, _)| *n == name) {
+        Some((_, sql)) => Ok(sql.to_string()),
+        None => bail!(
+            "no query named '{name}': not in {} nor built in ({})",
+            path.display(),
+            BUILTIN_QUERIES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn selection(args: &DeleteArgs) -> anyhow::Result<Selection> {
+    let sql = match (&args.select, &args.query) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(name)) => named_query(name)?,
+        (None, None) => bail!("give --select SQL or --query NAME"),
+    };
+    Ok(Selection {
+        sql,
+        params: args.params.clone(),
+    })
+}
+
+/// Builds the adapter `kind` deletes through, or says callvault cannot delete there yet.
+fn adapter(
+    kind: ProviderKind,
+    http: HttpClient,
+    base_url: &str,
+    key: ApiKey,
+) -> anyhow::Result<Arc<dyn Provider>> {
+    providers::connect(kind, http, base_url, key).map_err(|e| match e {
+        ProviderError::Unsupported { .. } => {
+            anyhow::anyhow!("cannot delete {kind} calls: callvault does not speak to {kind} yet")
+        }
+        other => other.into(),
+    })
+}
+
+fn key_for(kind: ProviderKind) -> anyhow::Result<ApiKey> {
+    Ok(ApiKey::from_env(kind.key_env())?)
+}
+
+/// Refuses early, and without creating a file, when there is no archive at `path`.
+fn check_archive(path: &Path) -> anyhow::Result<()> {
+    Archive::open_read_only(path)
+        .map(drop)
+        .with_context(|| format!("opening the archive {}", path.display()))
+}
+
+pub async fn run(cli: &Cli, args: &DeleteArgs) -> anyhow::Result<Outcome> {
+    let path = cli.archive_path(DEFAULT_DB);
+    if let Some(job) = args.resume {
+        return resume(cli, args, &path, job).await;
+    }
+    let selection = selection(args)?;
+    let plan = {
+        let (path, selection, mode, max) = (path.clone(), selection.clone(), args.mode, args.max);
+        // rusqlite blocks; keep it off the async runtime.
+        tokio::task::spawn_blocking(move || -> anyhow::Result<DeletePlan> {
+            let conn = Archive::open_read_only(&path)
+                .with_context(|| format!("opening the archive {}", path.display()))?;
+            Ok(DeletePlan::from_selection(&conn, &selection, mode, max)?)
+        })
+        .await
+        .context("the selection task stopped")??
+    };
+    if plan.targets.is_empty() {
+        eprintln!("the selection matched no calls; nothing to delete");
+        return Ok(Outcome::Success);
+    }
+    let http =
+        HttpClient::new(RetryPolicy::default(), args.rps).context("building the HTTP client")?;
+    if !args.yes {
+        let mut offered = HashMap::new();
+        for kind in plan.providers() {
+            // Only asked which modes it offers: a dry run sends nothing, so it needs no key.
+            let key = key_for(kind).unwrap_or_else(|_| ApiKey::new(String::new()));
+            let provider = adapter(kind, http.clone(), kind.default_base_url(), key)?;
+            offered.insert(kind, provider.delete_modes());
+        }
+        plan.check_modes(|kind| offered.get(&kind).copied().unwrap_or(&[]))?;
+        print_dry_run(&plan)?;
+        eprintln!(
+            "dry run: nothing was sent; add --yes to delete these {} call(s)",
+            plan.targets.len()
+        );
+        return Ok(Outcome::Success);
+    }
+    let archive =
+        Archive::open(&path).with_context(|| format!("opening the archive {}", path.display()))?;
+    let writer = Arc::new(ArchiveWriter::spawn(archive));
+    let mut base_urls = BTreeMap::new();
+    let mut adapters = HashMap::new();
+    for kind in plan.providers() {
+        let base_url = match &args.base_url {
+            Some(url) => url.clone(),
+            None => writer
+                .run(move |a| a.base_url(kind))
+                .await?
+                .unwrap_or_else(|| kind.default_base_url().to_string()),
+        };
+        let provider = adapter(kind, http.clone(), &base_url, key_for(kind)?)?;
+        base_urls.insert(kind.as_str(), base_url);
+        adapters.insert(kind, provider);
+    }
+    plan.check_modes(|kind| adapters.get(&kind).map_or(&[], |p| p.delete_modes()))?;
+    let job = delete::freeze(&writer, &plan, &selection, base_urls).await?;
+    eprintln!(
+        "delete job {job}: {} call(s) planned ({}); deleting",
+        plan.targets.len(),
+        plan.mode
+    );
+    execute(cli, args, writer, job, adapters).await
+}
+
+async fn resume(cli: &Cli, args: &DeleteArgs, path: &Path, job: i64) -> anyhow::Result<Outcome> {
+    check_archive(path)?;
+    let archive =
+        Archive::open(path).with_context(|| format!("opening the archive {}", path.display()))?;
+    let writer = Arc::new(ArchiveWriter::spawn(archive));
+    let http =
+        HttpClient::new(RetryPolicy::default(), args.rps).context("building the HTTP client")?;
+    let mut adapters = HashMap::new();
+    for (kind, stored_url) in delete::endpoints(&writer, job).await? {
+        let base_url = args.base_url.clone().unwrap_or(stored_url);
+        adapters.insert(
+            kind,
+            adapter(kind, http.clone(), &base_url, key_for(kind)?)?,
+        );
+    }
+    execute(cli, args, writer, job, adapters).await
+}
+
+async fn execute(
+    cli: &Cli,
+    args: &DeleteArgs,
+    writer: Arc<ArchiveWriter>,
+    job: i64,
+    adapters: HashMap<ProviderKind, Arc<dyn Provider>>,
+) -> anyhow::Result<Outcome> {
+    let progress = progress_bar(cli);
+    let result = delete::execute(writer.clone(), job, adapters, args.concurrency, progress).await;
+    // Every recorded response is committed before the process ends.
+    if let Ok(writer) = Arc::try_unwrap(writer) {
+        writer.close();
+    }
+    let report = result?;
+    eprintln!("{}", report.summary_line());
+    for f in &report.failed {
+        let status = f
+            .http_status
+            .map_or_else(|| "no answer".to_string(), |s| format!("HTTP {s}"));
+        eprintln!(
+            "failed {}/{} ({status}): {}",
+            f.provider,
+            f.call_id,
+            f.error.as_deref().unwrap_or("no message")
+        );
+    }
+    if report.counts.failed > 0 {
+        eprintln!(
+            "{} item(s) failed; `callvault delete --resume {job}` sends the retryable ones again",
+            report.counts.failed
+        );
+        Ok(Outcome::Partial)
+    } else {
+        Ok(Outcome::Success)
+    }
+}
+
+fn progress_bar(cli: &Cli) -> ProgressBar {
+    let bar = cli.progress_bar("deleting");
+    if !bar.is_hidden() {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} calls, {per_sec}, eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+    }
+    bar
+}
+
+fn print_dry_run(plan: &DeletePlan) -> anyhow::Result<()> {
+    let summary = plan.summary();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    writeln!(
+        out,
+        "dry run: {} call(s) would be deleted",
+        plan.targets.len()
+    )?;
+    let mut counts = comfy_table::Table::new();
+    counts
+        .load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
+        .set_header(["provider", "mode", "calls"]);
+    for (provider, n) in &summary.providers {
+        counts.add_row([provider.clone(), plan.mode.to_string(), n.to_string()]);
+    }
+    writeln!(out, "{counts}")?;
+    let agents: Vec<String> = summary
+        .agents
+        .iter()
+        .map(|(agent, n)| format!("{agent} ({n})"))
+        .collect();
+    writeln!(out, "agents: {}", agents.join(", "))?;
+    writeln!(
+        out,
+        "created: {} to {}",
+        summary.first_created.as_deref().unwrap_or("-"),
+        summary.last_created.as_deref().unwrap_or("-")
+    )?;
+    let mut sample = comfy_table::Table::new();
+    sample
+        .load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
+        .set_header(["provider", "call_id", "agent_id", "created_at"]);
+    for t in plan.targets.iter().take(SAMPLE_ROWS) {
+        sample.add_row([
+            t.provider.to_string(),
+            t.call_id.clone(),
+            t.agent_id.clone().unwrap_or_default(),
+            t.created_at.clone().unwrap_or_default(),
+        ]);
+    }
+    writeln!(
+        out,
+        "sample ({} of {}):",
+        plan.targets.len().min(SAMPLE_ROWS),
+        plan.targets.len()
+    )?;
+    writeln!(out, "{sample}")?;
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_and_max_parse() {
+        assert_eq!(
+            parse_param("days=90"),
+            Ok(("days".to_string(), "90".to_string()))
+        );
+        assert_eq!(
+            parse_param("q=a=b"),
+            Ok(("q".to_string(), "a=b".to_string()))
+        );
+        assert!(parse_param("days").is_err());
+        assert!(parse_param("1x=2").is_err());
+        assert!(parse_param("a b=2").is_err());
+        assert_eq!(parse_max("5000"), Ok(5000));
+        assert!(parse_max("0").is_err());
+    }
+
+    #[test]
+    fn named_queries_refuse_paths_and_know_the_builtin_ones() {
+        assert!(named_query("../etc/passwd").is_err());
+        assert!(named_query("calls_older_than").unwrap().contains(":days"));
+        let err = named_query("nope").unwrap_err().to_string();
+        assert!(err.contains("calls_older_than"), "{err}");
+    }
+}
