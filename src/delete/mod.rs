@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 
 use crate::providers::{DeleteMode, DeleteOutcome, Provider, ProviderError, ProviderKind};
 use crate::store::journal::{
-    FailedItem, ItemResult, ItemState, JobCounts, JournalError, PendingItem, PlannedItem,
+    examples, FailedItem, ItemResult, ItemState, JobCounts, JournalError, PendingItem, PlannedItem,
 };
 use crate::store::{ArchiveWriter, StoreError};
 
@@ -346,21 +346,6 @@ fn kind_of(v: ValueRef<'_>) -> &'static str {
         ValueRef::Text(_) => "text",
         ValueRef::Blob(_) => "a blob",
     }
-}
-
-/// A few of many names, for an error line.
-fn examples(names: &[String]) -> String {
-    const SHOWN: usize = 5;
-    let mut text = names
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if names.len() > SHOWN {
-        text.push_str(&format!(", and {} more", names.len() - SHOWN));
-    }
-    text
 }
 
 /// Freezes `plan` as a new job: every target is in the journal before anything is sent.

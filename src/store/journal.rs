@@ -480,7 +480,7 @@ fn parse_provider(job: i64, provider: &str) -> Result<ProviderKind, JournalError
 }
 
 /// A few of many names, for an error line.
-fn examples(names: &[String]) -> String {
+pub fn examples(names: &[String]) -> String {
     const SHOWN: usize = 5;
     let mut text = names
         .iter()
