@@ -41,7 +41,10 @@ fn one_run(calls: u64) -> Result<Duration, Box<dyn std::error::Error>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let calls: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
     let mut rates = Vec::new();

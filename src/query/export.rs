@@ -184,7 +184,11 @@ fn plan(conn: &Connection, options: &ExportOptions, table: &str) -> Result<Plan,
         .collect();
     Ok(Plan {
         table: table.to_string(),
-        sql: format!("SELECT {} FROM {} t {join}", select.join(", "), quote(table)),
+        sql: format!(
+            "SELECT {} FROM {} t {join}",
+            select.join(", "),
+            quote(table)
+        ),
         names: file_columns.iter().map(|(c, _)| c.clone()).collect(),
         kinds: file_columns
             .iter()
@@ -450,10 +454,10 @@ mod tests {
         );
         assert!(parse_partitioning("agent").is_err());
         assert_eq!(hive_segment("day", Some("2026-11-02")), "day=2026-11-02");
-        assert_eq!(hive_segment("provider", Some("a/b=c")), "provider=a%2Fb%3Dc");
         assert_eq!(
-            hive_segment("day", None),
-            "day=__HIVE_DEFAULT_PARTITION__"
+            hive_segment("provider", Some("a/b=c")),
+            "provider=a%2Fb%3Dc"
         );
+        assert_eq!(hive_segment("day", None), "day=__HIVE_DEFAULT_PARTITION__");
     }
 }

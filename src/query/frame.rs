@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 
 use chrono::{NaiveDate, TimeZone as _, Utc};
 use polars::prelude::{
-    Column, DataFrame, DataType, DatetimeChunked, IntoColumn, IntoSeries, NamedFrom,
-    PolarsError, Series, TimeUnit, TimeZone,
+    Column, DataFrame, DataType, DatetimeChunked, IntoColumn, IntoSeries, NamedFrom, PolarsError,
+    Series, TimeUnit, TimeZone,
 };
 use rusqlite::types::ValueRef;
 
@@ -247,9 +247,7 @@ impl Cells {
             },
             Cells::Integer(v) => match value {
                 ValueRef::Integer(i) => v.push(Some(i)),
-                ValueRef::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                    v.push(Some(f as i64))
-                }
+                ValueRef::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => v.push(Some(f as i64)),
                 _ => return false,
             },
             Cells::Float(v) => match value {
@@ -425,7 +423,10 @@ mod tests {
         let decl = vec![None, None, None, None, None, None, Some("REAL".to_string())];
         let kinds = infer_kinds(&names, &decl, &rows);
         use ColumnKind::*;
-        assert_eq!(kinds, vec![Integer, Float, Timestamp, Boolean, Date, Text, Float]);
+        assert_eq!(
+            kinds,
+            vec![Integer, Float, Timestamp, Boolean, Date, Text, Float]
+        );
         let mut b = FrameBuilder::new(names, kinds, 2);
         for row in &rows {
             b.push(row.iter().map(ValueRef::from)).unwrap();
@@ -447,6 +448,9 @@ mod tests {
             .push([ValueRef::Text(b"last tuesday")])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("created_at") && err.contains("last tuesday"), "{err}");
+        assert!(
+            err.contains("created_at") && err.contains("last tuesday"),
+            "{err}"
+        );
     }
 }

@@ -77,7 +77,11 @@ pub enum QueryError {
 /// Prepares one statement and refuses anything that would write.
 pub fn prepare_read_only<'c>(conn: &'c Connection, sql: &str) -> Result<Statement<'c>, QueryError> {
     let trimmed = sql.trim().trim_end_matches(';').trim();
-    if trimmed.is_empty() || trimmed.lines().all(|l| l.trim().is_empty() || l.trim().starts_with("--")) {
+    if trimmed.is_empty()
+        || trimmed
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim().starts_with("--"))
+    {
         return Err(QueryError::Empty);
     }
     let stmt = conn.prepare(trimmed).map_err(|e| match e {
@@ -121,7 +125,9 @@ fn frame_of(stmt: &mut Statement<'_>) -> Result<DataFrame, QueryError> {
 /// and `source`.
 pub fn snapshot(conn: &Connection, source: String) -> Result<output::Provenance, QueryError> {
     let last_synced_at: Option<String> =
-        conn.query_row("SELECT max(last_synced_at) FROM sync_state", [], |r| r.get(0))?;
+        conn.query_row("SELECT max(last_synced_at) FROM sync_state", [], |r| {
+            r.get(0)
+        })?;
     Ok(output::Provenance {
         snapshot_at: crate::time::format_timestamp(chrono::Utc::now()),
         last_synced_at,
@@ -164,7 +170,10 @@ mod tests {
             Err(QueryError::SeveralStatements)
         ));
         assert!(matches!(run_sql(&c, "  ;"), Err(QueryError::Empty)));
-        assert!(matches!(run_sql(&c, "-- nothing\n"), Err(QueryError::Empty)));
+        assert!(matches!(
+            run_sql(&c, "-- nothing\n"),
+            Err(QueryError::Empty)
+        ));
         let err = run_sql(&c, "SELECT nope FROM t").unwrap_err();
         assert!(err.to_string().contains("no such column: nope"), "{err}");
     }

@@ -19,10 +19,7 @@ use super::QueryError;
 
 /// The queries shipped with callvault: (name, SQL).
 const BUILTIN: &[(&str, &str)] = &[
-    (
-        "agent_calls",
-        include_str!("../../queries/agent_calls.sql"),
-    ),
+    ("agent_calls", include_str!("../../queries/agent_calls.sql")),
     (
         "calls_older_than",
         include_str!("../../queries/calls_older_than.sql"),
@@ -257,9 +254,16 @@ mod tests {
     fn parameters_are_bound_never_spliced() {
         let conn = Connection::open_in_memory().unwrap();
         let p = |n: &str, v: &str| (n.to_string(), v.to_string());
-        let df = run(&conn, "SELECT :a + 1 AS x, :b AS y", &[p("a", "41"), p("b", "x'; --")])
-            .unwrap();
-        assert_eq!(df.column("x").unwrap().get(0).unwrap().extract::<i64>(), Some(42));
+        let df = run(
+            &conn,
+            "SELECT :a + 1 AS x, :b AS y",
+            &[p("a", "41"), p("b", "x'; --")],
+        )
+        .unwrap();
+        assert_eq!(
+            df.column("x").unwrap().get(0).unwrap().extract::<i64>(),
+            Some(42)
+        );
         assert_eq!(
             df.column("y").unwrap().get(0).unwrap().get_str(),
             Some("x'; --")

@@ -53,7 +53,10 @@ impl Provenance {
                 "callvault.version".to_string(),
                 env!("CARGO_PKG_VERSION").to_string(),
             ),
-            ("callvault.snapshot_at".to_string(), self.snapshot_at.clone()),
+            (
+                "callvault.snapshot_at".to_string(),
+                self.snapshot_at.clone(),
+            ),
             ("callvault.source".to_string(), self.source.clone()),
         ];
         if let Some(t) = &self.last_synced_at {

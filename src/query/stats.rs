@@ -139,19 +139,23 @@ impl StatsOptions {
             .map(|d| format!("{}T00:00:00.000Z", d.format("%Y-%m-%d")))
     }
 
-    /// `SELECT <groups>` list, `GROUP BY`/`ORDER BY` list.
-    fn group_sql(&self) -> (String, String) {
+    /// The `SELECT` list of the groups, their `GROUP BY` expressions, their `ORDER BY` positions.
+    fn group_sql(&self) -> (String, String, String) {
         let cols = self.by.columns();
         let select = cols
             .iter()
             .map(|(name, expr, _)| format!("{expr} AS {name}, "))
             .collect();
-        let order = cols
+        let group = cols
             .iter()
-            .map(|(name, _, _)| *name)
+            .map(|(_, expr, _)| *expr)
             .collect::<Vec<_>>()
             .join(", ");
-        (select, order)
+        let order = (1..=cols.len())
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        (select, group, order)
     }
 }
 
@@ -161,11 +165,11 @@ fn grouped(
     options: &StatsOptions,
     sql: impl Fn(&str, &str) -> String,
 ) -> Result<DataFrame, QueryError> {
-    let (select, order) = options.group_sql();
-    let group_by = if order.is_empty() {
+    let (select, group, order) = options.group_sql();
+    let group_by = if group.is_empty() {
         String::new()
     } else {
-        format!("GROUP BY {order} ORDER BY {order}")
+        format!("GROUP BY {group} ORDER BY {order}")
     };
     let mut stmt = conn.prepare(&sql(&select, &group_by))?;
     if let Some(since) = options.since_text() {
@@ -249,7 +253,10 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
     }
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next()? {
-        let (provider, id) = (text_at(row, 0)?.unwrap_or(""), text_at(row, 1)?.unwrap_or(""));
+        let (provider, id) = (
+            text_at(row, 0)?.unwrap_or(""),
+            text_at(row, 1)?.unwrap_or(""),
+        );
         let mut parts: Vec<Option<&str>> = Vec::with_capacity(3);
         if by.agent {
             parts.push(Some(provider));

@@ -79,7 +79,10 @@ fn query_results_are_typed_in_every_format() {
     assert!(csv.starts_with("id,created_at,duration_ms,hallucination,avg_agent_latency\n"));
     assert_eq!(csv.lines().count(), 6);
     let table = run_ok(&fx, &["query", sql]);
-    assert!(table.contains("created_at") && table.ends_with("(5 rows)\n"), "{table}");
+    assert!(
+        table.contains("created_at") && table.ends_with("(5 rows)\n"),
+        "{table}"
+    );
 
     // Parquet keeps the types, and only goes to a file.
     let err = run_err(&fx, &["query", sql, "--format", "parquet"]);
@@ -87,7 +90,14 @@ fn query_results_are_typed_in_every_format() {
     let path = fx.dir.path().join("rows.parquet");
     run_ok(
         &fx,
-        &["query", sql, "--format", "parquet", "--out", path.to_str().unwrap()],
+        &[
+            "query",
+            sql,
+            "--format",
+            "parquet",
+            "--out",
+            path.to_str().unwrap(),
+        ],
     );
     let df = ParquetReader::new(std::fs::File::open(&path).unwrap())
         .finish()
@@ -97,7 +107,10 @@ fn query_results_are_typed_in_every_format() {
         df.column("created_at").unwrap().dtype(),
         &DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
     );
-    assert_eq!(df.column("hallucination").unwrap().dtype(), &DataType::Boolean);
+    assert_eq!(
+        df.column("hallucination").unwrap().dtype(),
+        &DataType::Boolean
+    );
     assert_eq!(df.column("duration_ms").unwrap().dtype(), &DataType::Int64);
     assert_eq!(
         df.column("avg_agent_latency").unwrap().dtype(),
@@ -105,7 +118,17 @@ fn query_results_are_typed_in_every_format() {
     );
     // --out for text formats too.
     let csv_path = fx.dir.path().join("rows.csv");
-    run_ok(&fx, &["query", sql, "--format", "csv", "--out", csv_path.to_str().unwrap()]);
+    run_ok(
+        &fx,
+        &[
+            "query",
+            sql,
+            "--format",
+            "csv",
+            "--out",
+            csv_path.to_str().unwrap(),
+        ],
+    );
     assert_eq!(std::fs::read_to_string(&csv_path).unwrap(), csv);
 }
 
@@ -138,20 +161,38 @@ fn named_queries_list_run_and_bind_parameters() {
     let conn = open(&fx.db());
     let old = json_rows(&run_ok(
         &fx,
-        &["query", "calls_older_than", "--param", "days=60", "--format", "json"],
+        &[
+            "query",
+            "calls_older_than",
+            "--param",
+            "days=60",
+            "--format",
+            "json",
+        ],
     ));
     let want = count(
         &conn,
         "SELECT count(*) FROM calls
          WHERE julianday(created_at) < julianday('now') - 60",
     );
-    assert!((old.len() as i64 - want).abs() <= 1, "{} vs {want}", old.len());
+    assert!(
+        (old.len() as i64 - want).abs() <= 1,
+        "{} vs {want}",
+        old.len()
+    );
     assert!(want > 100 && want < 300, "about half of 120 days: {want}");
     assert_eq!(old[0]["provider"], "bluejay");
     assert!(old[0]["call_id"].is_string());
     let none = json_rows(&run_ok(
         &fx,
-        &["query", "calls_older_than", "--param", "days=100000", "--format", "json"],
+        &[
+            "query",
+            "calls_older_than",
+            "--param",
+            "days=100000",
+            "--format",
+            "json",
+        ],
     ));
     assert!(none.is_empty());
     let err = run_err(&fx, &["query", "calls_older_than"]);
@@ -163,7 +204,14 @@ fn named_queries_list_run_and_bind_parameters() {
     let agent = &fx.agents()[0];
     let mine = json_rows(&run_ok(
         &fx,
-        &["query", "agent_calls", "--param", &format!("agent={agent}"), "--format", "json"],
+        &[
+            "query",
+            "agent_calls",
+            "--param",
+            &format!("agent={agent}"),
+            "--format",
+            "json",
+        ],
     ));
     let want = count(
         &conn,
@@ -191,7 +239,10 @@ fn named_queries_list_run_and_bind_parameters() {
     let file = fx.dir.path().join("n.sql");
     std::fs::write(&file, "SELECT count(*) AS n FROM calls").unwrap();
     assert_eq!(
-        run_ok(&fx, &["query", &format!("@{}", file.display()), "--format", "csv"]),
+        run_ok(
+            &fx,
+            &["query", &format!("@{}", file.display()), "--format", "csv"]
+        ),
         "n\n400\n"
     );
 }
@@ -217,20 +268,44 @@ fn query_errors_are_clear_and_leave_nothing_behind() {
     let out = blocker.join("result.csv");
     let err = run_err(
         &fx,
-        &["query", "SELECT 1 AS one", "--format", "csv", "--out", out.to_str().unwrap()],
+        &[
+            "query",
+            "SELECT 1 AS one",
+            "--format",
+            "csv",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
-    assert!(err.contains("cannot write") && err.contains("result.csv"), "{err}");
+    assert!(
+        err.contains("cannot write") && err.contains("result.csv"),
+        "{err}"
+    );
     let missing = fx.dir.path().join("no/such/dir/result.parquet");
     let err = run_err(
         &fx,
-        &["stats", "latency", "--format", "parquet", "--out", missing.to_str().unwrap()],
+        &[
+            "stats",
+            "latency",
+            "--format",
+            "parquet",
+            "--out",
+            missing.to_str().unwrap(),
+        ],
     );
     assert!(err.contains("cannot write"), "{err}");
     // A failing query never creates its --out file.
     let target = fx.dir.path().join("result.json");
     run_err(
         &fx,
-        &["query", "SELECT nope FROM calls", "--format", "json", "--out", target.to_str().unwrap()],
+        &[
+            "query",
+            "SELECT nope FROM calls",
+            "--format",
+            "json",
+            "--out",
+            target.to_str().unwrap(),
+        ],
     );
     let names: Vec<String> = std::fs::read_dir(fx.dir.path())
         .unwrap()
@@ -243,7 +318,10 @@ fn query_errors_are_clear_and_leave_nothing_behind() {
 }
 
 /// Latency samples by (provider, agent, day) straight from the SQLite file.
-fn reference_latency(db: &Path, since: Option<&str>) -> BTreeMap<(String, String, String), Vec<f64>> {
+fn reference_latency(
+    db: &Path,
+    since: Option<&str>,
+) -> BTreeMap<(String, String, String), Vec<f64>> {
     let conn = open(db);
     let mut stmt = conn
         .prepare(
@@ -285,7 +363,10 @@ fn check_latency_rows(rows: &[Value], want: BTreeMap<Vec<String>, Vec<f64>>, key
             .iter()
             .map(|c| row[*c].as_str().unwrap().to_string())
             .collect();
-        let mut values = want.get(&k).unwrap_or_else(|| panic!("group {k:?}")).clone();
+        let mut values = want
+            .get(&k)
+            .unwrap_or_else(|| panic!("group {k:?}"))
+            .clone();
         assert_eq!(row["n"].as_u64().unwrap() as usize, values.len(), "{k:?}");
         for (col, p) in [("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)] {
             let got = row[col].as_f64().unwrap();
@@ -315,13 +396,22 @@ fn stats_equal_a_reference_computation_for_every_group() {
     let mut by_day: BTreeMap<Vec<String>, Vec<f64>> = BTreeMap::new();
     let mut all: BTreeMap<Vec<String>, Vec<f64>> = BTreeMap::new();
     for ((p, a, d), v) in &samples {
-        by_agent.entry(vec![p.clone(), a.clone()]).or_default().extend(v);
+        by_agent
+            .entry(vec![p.clone(), a.clone()])
+            .or_default()
+            .extend(v);
         by_day.entry(vec![d.clone()]).or_default().extend(v);
         all.entry(vec![]).or_default().extend(v);
     }
-    let rows = json_rows(&run_ok(&fx, &["stats", "latency", "--by", "agent", "--format", "json"]));
+    let rows = json_rows(&run_ok(
+        &fx,
+        &["stats", "latency", "--by", "agent", "--format", "json"],
+    ));
     check_latency_rows(&rows, by_agent, &["provider", "agent_id"]);
-    let rows = json_rows(&run_ok(&fx, &["stats", "latency", "--by", "day", "--format", "json"]));
+    let rows = json_rows(&run_ok(
+        &fx,
+        &["stats", "latency", "--by", "day", "--format", "json"],
+    ));
     check_latency_rows(&rows, by_day, &["day"]);
     let rows = json_rows(&run_ok(&fx, &["stats", "latency", "--format", "json"]));
     check_latency_rows(&rows, all, &[]);
@@ -334,11 +424,16 @@ fn stats_equal_a_reference_computation_for_every_group() {
     let since = reference_latency(&fx.db(), Some(&format!("{since_day}T00:00:00.000Z")));
     let mut by_agent_since: BTreeMap<Vec<String>, Vec<f64>> = BTreeMap::new();
     for ((p, a, _), v) in &since {
-        by_agent_since.entry(vec![p.clone(), a.clone()]).or_default().extend(v);
+        by_agent_since
+            .entry(vec![p.clone(), a.clone()])
+            .or_default()
+            .extend(v);
     }
     let rows = json_rows(&run_ok(
         &fx,
-        &["stats", "latency", "--by", "agent", "--since", &since_day, "--format", "json"],
+        &[
+            "stats", "latency", "--by", "agent", "--since", &since_day, "--format", "json",
+        ],
     ));
     check_latency_rows(&rows, by_agent_since, &["provider", "agent_id"]);
 
@@ -354,7 +449,11 @@ fn stats_equal_a_reference_computation_for_every_group() {
     let rows = stmt
         .query_map([], |r| {
             Ok((
-                vec![r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?],
+                vec![
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ],
                 r.get::<_, Option<i64>>(3)?,
             ))
         })
@@ -369,7 +468,14 @@ fn stats_equal_a_reference_computation_for_every_group() {
     }
     let rows = json_rows(&run_ok(
         &fx,
-        &["stats", "hallucination", "--by", "agent,day", "--format", "json"],
+        &[
+            "stats",
+            "hallucination",
+            "--by",
+            "agent,day",
+            "--format",
+            "json",
+        ],
     ));
     assert_eq!(rows.len(), verdicts.len());
     for row in &rows {
@@ -380,15 +486,24 @@ fn stats_equal_a_reference_computation_for_every_group() {
         let (n, flagged) = verdicts[&key];
         assert_eq!(row["n"].as_u64(), Some(n), "{key:?}");
         assert_eq!(row["flagged"].as_u64(), Some(flagged), "{key:?}");
-        assert!(close(row["rate"].as_f64().unwrap(), flagged as f64 / n as f64));
+        assert!(close(
+            row["rate"].as_f64().unwrap(),
+            flagged as f64 / n as f64
+        ));
     }
 
     // Summary per agent.
-    let rows = json_rows(&run_ok(&fx, &["stats", "summary", "--by", "agent", "--format", "json"]));
+    let rows = json_rows(&run_ok(
+        &fx,
+        &["stats", "summary", "--by", "agent", "--format", "json"],
+    ));
     assert_eq!(rows.len(), 3);
     for row in &rows {
         let agent = row["agent_id"].as_str().unwrap();
-        let calls = count(&conn, &format!("SELECT count(*) FROM calls WHERE agent_id = '{agent}'"));
+        let calls = count(
+            &conn,
+            &format!("SELECT count(*) FROM calls WHERE agent_id = '{agent}'"),
+        );
         let evaluated = count(
             &conn,
             &format!("SELECT count(*) FROM calls c WHERE agent_id = '{agent}' AND EXISTS (SELECT 1 FROM evaluations e WHERE e.provider = c.provider AND e.call_id = c.id)"),
@@ -423,9 +538,18 @@ fn stats_equal_a_reference_computation_for_every_group() {
                 red += i64::from(d == 1);
             }
         }
-        assert!(close(row["goal_success_rate"].as_f64().unwrap(), goal as f64 / goal_n as f64));
-        assert!(close(row["mean_sentiment_score"].as_f64().unwrap(), sent / sent_n as f64));
-        assert!(close(row["redundancy_rate"].as_f64().unwrap(), red as f64 / red_n as f64));
+        assert!(close(
+            row["goal_success_rate"].as_f64().unwrap(),
+            goal as f64 / goal_n as f64
+        ));
+        assert!(close(
+            row["mean_sentiment_score"].as_f64().unwrap(),
+            sent / sent_n as f64
+        ));
+        assert!(close(
+            row["redundancy_rate"].as_f64().unwrap(),
+            red as f64 / red_n as f64
+        ));
     }
 }
 
@@ -461,14 +585,27 @@ fn export_writes_partitioned_parquet_and_csv() {
     let conn = open(&fx.db());
     let out = fx.dir.path().join("export");
     let o = out.to_str().unwrap();
-    run_ok(&fx, &["export", "--out", o, "--partition-by", "provider,day"]);
-    for table in ["calls", "evaluations", "tool_calls", "call_tags", "transcript_turns"] {
+    run_ok(
+        &fx,
+        &["export", "--out", o, "--partition-by", "provider,day"],
+    );
+    for table in [
+        "calls",
+        "evaluations",
+        "tool_calls",
+        "call_tags",
+        "transcript_turns",
+    ] {
         let files = files_under(&out.join(table), "parquet");
         let want = count(&conn, &format!("SELECT count(*) FROM {table}")) as usize;
         assert_eq!(parquet_rows(&files), want, "{table}");
         if want > 0 {
             for f in &files {
-                let rel = f.strip_prefix(out.join(table)).unwrap().to_string_lossy().into_owned();
+                let rel = f
+                    .strip_prefix(out.join(table))
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 assert!(
                     rel.starts_with("provider=bluejay/day=20") && rel.ends_with("/part-0.parquet"),
                     "{rel}"
@@ -478,15 +615,28 @@ fn export_writes_partitioned_parquet_and_csv() {
     }
     // One calls file holds one day's calls, without the partition columns or raw JSON.
     let calls = files_under(&out.join("calls"), "parquet");
-    let day = calls[0].parent().unwrap().file_name().unwrap().to_string_lossy()[4..].to_string();
+    let day = calls[0]
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()[4..]
+        .to_string();
     let df = ParquetReader::new(std::fs::File::open(&calls[0]).unwrap())
         .finish()
         .unwrap();
     assert_eq!(
         df.height() as i64,
-        count(&conn, &format!("SELECT count(*) FROM calls WHERE substr(created_at, 1, 10) = '{day}'"))
+        count(
+            &conn,
+            &format!("SELECT count(*) FROM calls WHERE substr(created_at, 1, 10) = '{day}'")
+        )
     );
-    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     assert!(!names.contains(&"provider".to_string()) && !names.contains(&"raw_json".to_string()));
     assert_eq!(
         df.column("created_at").unwrap().dtype(),
@@ -497,7 +647,16 @@ fn export_writes_partitioned_parquet_and_csv() {
     let csv_out = fx.dir.path().join("csv");
     run_ok(
         &fx,
-        &["export", "--out", csv_out.to_str().unwrap(), "--format", "csv", "--tables", "calls,evaluations", "--with-raw"],
+        &[
+            "export",
+            "--out",
+            csv_out.to_str().unwrap(),
+            "--format",
+            "csv",
+            "--tables",
+            "calls,evaluations",
+            "--with-raw",
+        ],
     );
     let text = std::fs::read_to_string(csv_out.join("calls/part-0.csv")).unwrap();
     assert!(text.lines().next().unwrap().contains("raw_json"));
@@ -508,7 +667,18 @@ fn export_writes_partitioned_parquet_and_csv() {
     // A table that does not exist, and a table that cannot be partitioned by day.
     let err = run_err(&fx, &["export", "--out", o, "--tables", "nope"]);
     assert!(err.contains("no table 'nope'"), "{err}");
-    let err = run_err(&fx, &["export", "--out", o, "--tables", "sync_runs", "--partition-by", "day"]);
+    let err = run_err(
+        &fx,
+        &[
+            "export",
+            "--out",
+            o,
+            "--tables",
+            "sync_runs",
+            "--partition-by",
+            "day",
+        ],
+    );
     assert!(err.contains("cannot partition sync_runs"), "{err}");
     assert!(!out.join("sync_runs").exists() && !out.join(".sync_runs.partial").exists());
 }
@@ -532,7 +702,14 @@ fn python_with_duckdb() -> std::process::Command {
         .is_ok_and(|s| s.success());
     if !importable {
         let out = std::process::Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
             .arg(&deps)
             .arg("-r")
             .arg(root.join("tests/requirements.txt"))
@@ -553,7 +730,16 @@ fn python_with_duckdb() -> std::process::Command {
 fn duckdb_reads_the_export_and_agrees_with_stats() {
     let fx = synced(900);
     let out = fx.dir.path().join("export");
-    run_ok(&fx, &["export", "--out", out.to_str().unwrap(), "--partition-by", "provider,day"]);
+    run_ok(
+        &fx,
+        &[
+            "export",
+            "--out",
+            out.to_str().unwrap(),
+            "--partition-by",
+            "provider,day",
+        ],
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop_duckdb.py");
     let run = python_with_duckdb()
         .arg(script)
@@ -561,20 +747,40 @@ fn duckdb_reads_the_export_and_agrees_with_stats() {
         .arg(fx.db())
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let got: Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(got["sqlite_counts"], got["parquet_counts"]);
     assert_eq!(got["sqlite_counts"]["calls"], 900);
     assert_eq!(got["created_at_type"], "TIMESTAMP WITH TIME ZONE");
     assert_eq!(got["kv"]["callvault.version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(got["kv"]["callvault.source"], "table calls");
-    assert!(got["kv"]["callvault.snapshot_at"].as_str().unwrap().ends_with('Z'));
+    assert!(got["kv"]["callvault.snapshot_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
 
-    let ours = json_rows(&run_ok(&fx, &["stats", "latency", "--by", "agent", "--format", "json"]));
+    let ours = json_rows(&run_ok(
+        &fx,
+        &["stats", "latency", "--by", "agent", "--format", "json"],
+    ));
     assert_eq!(ours.len(), 3);
     for row in &ours {
-        let key = format!("{}/{}", row["provider"].as_str().unwrap(), row["agent_id"].as_str().unwrap());
-        let duck = got["p95"][&key].as_f64().unwrap_or_else(|| panic!("{key} in {got}"));
-        assert!(close(row["p95"].as_f64().unwrap(), duck), "{key}: {} vs {duck}", row["p95"]);
+        let key = format!(
+            "{}/{}",
+            row["provider"].as_str().unwrap(),
+            row["agent_id"].as_str().unwrap()
+        );
+        let duck = got["p95"][&key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {got}"));
+        assert!(
+            close(row["p95"].as_f64().unwrap(), duck),
+            "{key}: {} vs {duck}",
+            row["p95"]
+        );
     }
 }
