@@ -200,7 +200,7 @@ fn plan(conn: &Connection, options: &ExportOptions, table: &str) -> Result<Plan,
 
 /// One open output file.
 enum Part {
-    Parquet(polars::io::parquet::write::BatchedWriter<File>),
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<File>>),
     Csv(polars::io::csv::write::BatchedWriter<File>),
 }
 
@@ -249,11 +249,11 @@ impl Parts<'_> {
             std::fs::create_dir_all(&dir).map_err(cannot)?;
             let file = File::create(&path).map_err(cannot)?;
             let part = match self.format {
-                ExportFormat::Parquet => Part::Parquet(
+                ExportFormat::Parquet => Part::Parquet(Box::new(
                     ParquetWriter::new(file)
                         .with_key_value_metadata(Some(self.provenance.key_values()))
                         .batched(df.schema())?,
-                ),
+                )),
                 ExportFormat::Csv => Part::Csv(
                     CsvWriter::new(file)
                         .include_header(true)
