@@ -242,24 +242,24 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
     let mut groups: Vec<(Vec<Option<String>>, Vec<f64>)> = Vec::new();
     let mut key = String::new();
     let mut call_key = String::new();
-    let calls_sql = format!(
-        "SELECT c.provider, c.id, c.agent_id, substr(c.created_at, 1, 10) FROM calls c
+    // Two narrow reads that SQLite answers from covering indexes (the calls rows themselves,
+    // with their raw JSON, are large): each call's group by rowid, then each call's key.
+    let mut group_of_rowid: PlHashMap<i64, u32> = PlHashMap::default();
+    let groups_sql = format!(
+        "SELECT c.rowid, c.provider, c.agent_id, substr(c.created_at, 1, 10) FROM calls c
          WHERE 1 {}",
         since_filter(options)
     );
-    let mut stmt = conn.prepare(&calls_sql)?;
+    let mut stmt = conn.prepare(&groups_sql)?;
     if let Some(since) = options.since_text() {
         stmt.raw_bind_parameter(":since", since)?;
     }
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next()? {
-        let (provider, id) = (
-            text_at(row, 0)?.unwrap_or(""),
-            text_at(row, 1)?.unwrap_or(""),
-        );
+        let rowid: i64 = row.get(0)?;
         let mut parts: Vec<Option<&str>> = Vec::with_capacity(3);
         if by.agent {
-            parts.push(Some(provider));
+            parts.push(Some(text_at(row, 1)?.unwrap_or("")));
             parts.push(text_at(row, 2)?);
         }
         if by.day {
@@ -285,11 +285,21 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
                 g
             }
         };
+        group_of_rowid.insert(rowid, group);
+    }
+    drop(rows);
+    drop(stmt);
+    let mut stmt = conn.prepare("SELECT c.rowid, c.provider, c.id FROM calls c")?;
+    let mut rows = stmt.raw_query();
+    while let Some(row) = rows.next()? {
+        let Some(group) = group_of_rowid.get(&row.get::<_, i64>(0)?) else {
+            continue;
+        };
         call_key.clear();
-        call_key.push_str(provider);
+        call_key.push_str(text_at(row, 1)?.unwrap_or(""));
         call_key.push('\0');
-        call_key.push_str(id);
-        group_of_call.insert(call_key.clone(), group);
+        call_key.push_str(text_at(row, 2)?.unwrap_or(""));
+        group_of_call.insert(call_key.clone(), *group);
     }
     drop(rows);
     drop(stmt);
