@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::DataFrame;
 use rusqlite::types::Value;
-use rusqlite::Connection;
+use rusqlite::{Connection, Statement};
 
 use super::QueryError;
 
@@ -193,14 +193,25 @@ fn param_value(text: &str) -> Value {
 }
 
 /// Runs one read-only statement with named parameters bound from `params` and returns its
-/// rows as a frame. Every parameter the SQL names must be given, and every one given must be
-/// used.
+/// rows as a frame.
 pub fn run(
     conn: &Connection,
     sql: &str,
     params: &[(String, String)],
 ) -> Result<DataFrame, QueryError> {
     let mut stmt = super::prepare_read_only(conn, sql)?;
+    bind_params(&mut stmt, params)?;
+    super::frame_of(&mut stmt)
+}
+
+/// Binds `params` to a statement's named parameters (for callers that read the rows
+/// themselves with `stmt.raw_query()`, like `delete --query`). Every parameter the SQL names
+/// must be given, and
+/// every one given must be used.
+pub fn bind_params(
+    stmt: &mut Statement<'_>,
+    params: &[(String, String)],
+) -> Result<(), QueryError> {
     let mut used = vec![false; params.len()];
     for index in 1..=stmt.parameter_count() {
         let Some(name) = stmt.parameter_name(index).map(str::to_string) else {
@@ -216,7 +227,7 @@ pub fn run(
     if let Some(pos) = used.iter().position(|u| !u) {
         return Err(QueryError::UnusedParameter(params[pos].0.clone()));
     }
-    super::frame_of(&mut stmt)
+    Ok(())
 }
 
 #[cfg(test)]
