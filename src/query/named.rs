@@ -206,8 +206,7 @@ pub fn run(
 
 /// Binds `params` to a statement's named parameters (for callers that read the rows
 /// themselves with `stmt.raw_query()`, like `delete --query`). Every parameter the SQL names
-/// must be given, and
-/// every one given must be used.
+/// must be given, and every one given must be used.
 pub fn bind_params(
     stmt: &mut Statement<'_>,
     params: &[(String, String)],
