@@ -7,18 +7,22 @@
 
 mod delete;
 mod demo;
+mod export;
 mod jobs;
 mod query;
 mod sim;
+mod stats;
 mod status;
 mod sync;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::query::output::{self, OutputFormat, Provenance};
 
 /// How a command that ran to its end went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,8 +60,12 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Per stream: calls, evaluations, last sync, checkpoint
     Status,
-    /// Run one read-only SQL statement over the archive
+    /// Run one read-only SQL statement or named query over the archive
     Query(query::QueryArgs),
+    /// Exact latency percentiles, hallucination rates and a summary, per agent and/or day
+    Stats(stats::StatsArgs),
+    /// Write the archive's tables as Parquet or CSV files (optionally hive-partitioned)
+    Export(export::ExportArgs),
     /// Serve the providers' APIs from seeded data on 127.0.0.1, for tests and trials
     Sim(sim::SimArgs),
     /// Start the simulator in-process, sync it into a demo archive and print stats
@@ -99,11 +107,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Sync(args) => sync::run(&cli, args).await,
         Command::Status => status::run(&cli),
         Command::Query(args) => query::run(&cli, args),
+        Command::Stats(args) => stats::run(&cli, args),
+        Command::Export(args) => export::run(&cli, args),
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(&cli, args).await,
         Command::Delete(args) => delete::run(&cli, args).await,
         Command::Jobs => jobs::run(&cli),
     }
+}
+
+/// Writes a result to `out` (whole or not at all) or, rendered in memory first, to stdout.
+fn emit(
+    frame: &mut polars::prelude::DataFrame,
+    format: OutputFormat,
+    provenance: &Provenance,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    match out {
+        Some(path) => output::write_file(frame, format, provenance, path)?,
+        None => {
+            let mut bytes = Vec::new();
+            output::write_frame(frame, format, provenance, &mut bytes)?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&bytes)?;
+            stdout.flush()?;
+        }
+    }
+    Ok(())
 }
 
 /// Parses a positive count for flags like `--concurrency`.

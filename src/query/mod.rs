@@ -1,16 +1,25 @@
-//! Reading the archive back: user SQL on a read-only connection, and the figures callvault
-//! computes itself (`stats`).
+//! Reading the archive back: user SQL on a read-only connection, named queries, the figures
+//! callvault computes itself (`stats`), and exports (`export`), all moving rows as polars
+//! `DataFrame`s with real column types (`frame`) and rendered by `output`.
 //!
 //! Every statement runs on a connection opened read-only with `query_only`, and is checked
 //! with SQLite's own `sqlite3_stmt_readonly` first, so a write is refused with a clear
-//! message before it could run. Exactly one statement is run per call.
+//! message before it could run. Exactly one statement is run per call. SQL errors carry
+//! SQLite's own message.
 
+pub mod export;
+pub mod frame;
+pub mod named;
+pub mod output;
 pub mod stats;
 
-use std::io::Write;
+use std::path::PathBuf;
 
-use rusqlite::types::Value;
-use rusqlite::Connection;
+use polars::prelude::{DataFrame, PolarsError};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, Statement};
+
+use frame::{ColumnKind, FrameBuilder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -22,135 +31,119 @@ pub enum QueryError {
     SeveralStatements,
     #[error("the SQL is empty")]
     Empty,
+    #[error("no named query '{name}'; available: {}", available.join(", "))]
+    UnknownQuery {
+        name: String,
+        available: Vec<String>,
+    },
+    #[error("the query needs --param {0}=VALUE")]
+    MissingParameter(String),
+    #[error("--param {0} is not used by the query")]
+    UnusedParameter(String),
+    #[error("use named parameters (:name) bound with --param name=value, not ?")]
+    PositionalParameter,
+    #[error("column {column}: {value} is not a {kind:?} value")]
+    Mismatch {
+        column: String,
+        kind: ColumnKind,
+        value: String,
+    },
+    #[error("no table '{0}' in the archive")]
+    UnknownTable(String),
+    #[error("cannot partition {table} by {key}: it has no {column} column")]
+    CannotPartition {
+        table: String,
+        key: String,
+        column: &'static str,
+    },
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    OutFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
-    #[error("cannot write CSV: {0}")]
-    Csv(#[from] csv::Error),
+    #[error("{0}")]
+    Frame(#[from] PolarsError),
 }
 
-/// The rows one statement returned, with their column names.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ResultSet {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Value>>,
-}
-
-/// Runs one read-only statement.
-pub fn run_sql(conn: &Connection, sql: &str) -> Result<ResultSet, QueryError> {
+/// Prepares one statement and refuses anything that would write.
+pub fn prepare_read_only<'c>(conn: &'c Connection, sql: &str) -> Result<Statement<'c>, QueryError> {
     let trimmed = sql.trim().trim_end_matches(';').trim();
-    if trimmed.is_empty() {
+    if trimmed.is_empty()
+        || trimmed
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim().starts_with("--"))
+    {
         return Err(QueryError::Empty);
     }
-    let mut stmt = conn.prepare(trimmed).map_err(|e| match e {
+    let stmt = conn.prepare(trimmed).map_err(|e| match e {
         rusqlite::Error::MultipleStatement => QueryError::SeveralStatements,
         other => QueryError::Sql(other),
     })?;
     if !stmt.readonly() {
         return Err(QueryError::WriteRefused);
     }
-    let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
-    let width = columns.len();
-    let rows = stmt
-        .query_map([], |row| {
-            (0..width).map(|i| row.get::<_, Value>(i)).collect()
-        })?
-        .collect::<Result<Vec<Vec<Value>>, _>>()?;
-    Ok(ResultSet { columns, rows })
+    Ok(stmt)
 }
 
-/// The output formats of `query` and `stats`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Csv,
-    Json,
-}
-
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::Integer(i) => i.to_string(),
-        Value::Real(f) => f.to_string(),
-        Value::Text(t) => t.clone(),
-        Value::Blob(b) => format!("<{} bytes>", b.len()),
+/// Runs a prepared (and bound) statement and returns all its rows as one frame, each
+/// column's type inferred from the values it returned.
+fn frame_of(stmt: &mut Statement<'_>) -> Result<DataFrame, QueryError> {
+    let names: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+    let decl_types: Vec<Option<String>> = stmt
+        .columns()
+        .iter()
+        .map(|c| c.decl_type().map(str::to_string))
+        .collect();
+    let width = names.len();
+    let mut rows: Vec<Vec<Value>> = Vec::new();
+    let mut raw = stmt.raw_query();
+    while let Some(row) = raw.next()? {
+        rows.push(
+            (0..width)
+                .map(|i| row.get::<_, Value>(i))
+                .collect::<Result<_, _>>()?,
+        );
     }
+    let kinds = frame::infer_kinds(&names, &decl_types, &rows);
+    let mut builder = FrameBuilder::new(names, kinds, rows.len());
+    for row in &rows {
+        builder.push(row.iter().map(ValueRef::from))?;
+    }
+    Ok(builder.take()?)
 }
 
-fn json_of(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Integer(i) => (*i).into(),
-        Value::Real(f) => serde_json::Number::from_f64(*f)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null),
-        Value::Text(t) => t.clone().into(),
-        Value::Blob(b) => format!("<{} bytes>", b.len()).into(),
-    }
+/// The provenance of output read from the archive now: the time of reading, the last sync,
+/// and `source`.
+pub fn snapshot(conn: &Connection, source: String) -> Result<output::Provenance, QueryError> {
+    let last_synced_at: Option<String> =
+        conn.query_row("SELECT max(last_synced_at) FROM sync_state", [], |r| {
+            r.get(0)
+        })?;
+    Ok(output::Provenance {
+        snapshot_at: crate::time::format_timestamp(chrono::Utc::now()),
+        last_synced_at,
+        source,
+    })
 }
 
-impl ResultSet {
-    pub fn write(&self, format: OutputFormat, out: &mut dyn Write) -> Result<(), QueryError> {
-        match format {
-            OutputFormat::Table => {
-                let mut table = comfy_table::Table::new();
-                table
-                    .load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
-                    .set_header(&self.columns);
-                for row in &self.rows {
-                    table.add_row(row.iter().map(text_of));
-                }
-                for (i, _) in self.columns.iter().enumerate() {
-                    let numeric = self
-                        .rows
-                        .iter()
-                        .all(|r| matches!(r[i], Value::Integer(_) | Value::Real(_) | Value::Null));
-                    if numeric && !self.rows.is_empty() {
-                        if let Some(col) = table.column_mut(i) {
-                            col.set_cell_alignment(comfy_table::CellAlignment::Right);
-                        }
-                    }
-                }
-                writeln!(out, "{table}")?;
-                writeln!(
-                    out,
-                    "({} row{})",
-                    self.rows.len(),
-                    if self.rows.len() == 1 { "" } else { "s" }
-                )?;
-            }
-            OutputFormat::Csv => {
-                let mut w = csv::Writer::from_writer(out);
-                w.write_record(&self.columns)?;
-                for row in &self.rows {
-                    w.write_record(row.iter().map(text_of))?;
-                }
-                w.flush()?;
-            }
-            OutputFormat::Json => {
-                let items: Vec<serde_json::Value> = self
-                    .rows
-                    .iter()
-                    .map(|row| {
-                        serde_json::Value::Object(
-                            self.columns
-                                .iter()
-                                .cloned()
-                                .zip(row.iter().map(json_of))
-                                .collect(),
-                        )
-                    })
-                    .collect();
-                serde_json::to_writer_pretty(&mut *out, &items).map_err(std::io::Error::from)?;
-                writeln!(out)?;
-            }
-        }
-        Ok(())
-    }
+/// Runs one read-only statement without parameters.
+pub fn run_sql(conn: &Connection, sql: &str) -> Result<DataFrame, QueryError> {
+    named::run(conn, sql, &[])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use polars::prelude::DataType;
 
     fn conn() -> Connection {
         let c = Connection::open_in_memory().unwrap();
@@ -164,9 +157,10 @@ mod tests {
     #[test]
     fn reads_and_refuses_writes_and_batches() {
         let c = conn();
-        let rs = run_sql(&c, "SELECT a, b FROM t ORDER BY a;").unwrap();
-        assert_eq!(rs.columns, vec!["a", "b"]);
-        assert_eq!(rs.rows.len(), 2);
+        let df = run_sql(&c, "SELECT a, b FROM t ORDER BY a;").unwrap();
+        assert_eq!(df.get_column_names(), vec!["a", "b"]);
+        assert_eq!(df.height(), 2);
+        assert_eq!(df.column("a").unwrap().dtype(), &DataType::Int64);
         assert!(matches!(
             run_sql(&c, "DELETE FROM t"),
             Err(QueryError::WriteRefused)
@@ -176,20 +170,19 @@ mod tests {
             Err(QueryError::SeveralStatements)
         ));
         assert!(matches!(run_sql(&c, "  ;"), Err(QueryError::Empty)));
+        assert!(matches!(
+            run_sql(&c, "-- nothing\n"),
+            Err(QueryError::Empty)
+        ));
         let err = run_sql(&c, "SELECT nope FROM t").unwrap_err();
         assert!(err.to_string().contains("no such column: nope"), "{err}");
     }
 
     #[test]
-    fn writes_csv_and_json() {
-        let rs = run_sql(&conn(), "SELECT a, b FROM t ORDER BY a").unwrap();
-        let mut csv = Vec::new();
-        rs.write(OutputFormat::Csv, &mut csv).unwrap();
-        assert_eq!(String::from_utf8(csv).unwrap(), "a,b\n1,x\n2,\n");
-        let mut json = Vec::new();
-        rs.write(OutputFormat::Json, &mut json).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
-        assert_eq!(v[1]["b"], serde_json::Value::Null);
-        assert_eq!(v[0]["a"], 1);
+    fn an_empty_result_keeps_declared_types() {
+        let df = run_sql(&conn(), "SELECT a, b FROM t WHERE a > 5").unwrap();
+        assert_eq!(df.height(), 0);
+        assert_eq!(df.column("a").unwrap().dtype(), &DataType::Int64);
+        assert_eq!(df.column("b").unwrap().dtype(), &DataType::String);
     }
 }

@@ -1,3 +1,4 @@
 mod archive;
 mod delete;
+mod query;
 mod reliability;

@@ -1,0 +1,151 @@
+"""Query, stats and export figures, side by side in one run: callvault vs DuckDB vs pandas.
+
+usage: python3 bench/query.py [--calls N] [--db ARCHIVE] [--bin CALLVAULT] [--runs R]
+
+Without --db it builds an archive of N calls (default 1,000,000; 3 agents) by syncing from
+`callvault sim` (concurrency 8). Then it prints:
+  stats     `callvault stats latency --by agent,day` wall time (median of R runs) and peak RSS
+  duckdb    the same figure (quantile_cont p50/p90/p95/p99 per provider, agent, UTC day) by
+            DuckDB over the same rows (the calls and evaluations tables exported to Parquet;
+            DuckDB's sqlite extension needs a download), query time only, median of R runs
+  pandas    pandas.read_sql of the same join from the SQLite file + groupby quantile
+  export    `callvault export --tables calls` to Parquet: seconds and peak RSS, unpartitioned
+            and --partition-by provider,day
+and checks that callvault's and DuckDB's p95 agree on every group.
+Dependencies: pip install -r bench/query-requirements.txt (duckdb, pandas).
+"""
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEY = "bench-key"
+JOIN = """SELECT c.provider, c.agent_id, substr(c.created_at, 1, 10) AS day, e.avg_agent_latency
+          FROM evaluations e JOIN calls c ON c.provider = e.provider AND c.id = e.call_id
+          WHERE e.avg_agent_latency IS NOT NULL"""
+
+
+def timed(cmd, env=None):
+    """Runs cmd under GNU time; returns (seconds, peak RSS MB, stdout)."""
+    started = time.monotonic()
+    proc = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB=%M"] + cmd, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})})
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr}")
+    rss = int(re.search(r"MAXRSS_KB=(\d+)", proc.stderr).group(1)) / 1024
+    return seconds, rss, proc.stdout
+
+
+def build_archive(binary, calls, db):
+    sim = subprocess.Popen([binary, "sim", "--addr", "127.0.0.1:0", "--calls", str(calls),
+                            "--agents", "3", "--api-key", KEY], stdout=subprocess.PIPE, text=True)
+    try:
+        url = sim.stdout.readline().split()[-1]
+        agents = sim.stdout.readline().split()[1:]
+        cmd = [binary, "--db", db, "-q", "sync", "bluejay", "--base-url", url, "--concurrency", "8"]
+        for a in agents:
+            cmd += ["--agent", a]
+        seconds, rss, _ = timed(cmd, {"BLUEJAY_API_KEY": KEY})
+        print(f"archive   {calls:,} calls synced in {seconds:.1f} s (peak RSS {rss:.0f} MB)")
+    finally:
+        sim.terminate()
+        sim.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=1_000_000)
+    ap.add_argument("--db")
+    ap.add_argument("--bin", default=os.path.join(
+        os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "callvault"))
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    import duckdb
+    import pandas as pd
+    import sqlite3
+
+    work = tempfile.mkdtemp(prefix="callvault-query-bench-")
+    try:
+        db = args.db or os.path.join(work, "bench.db")
+        if not args.db:
+            build_archive(args.bin, args.calls, db)
+        lite = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        calls = lite.execute("SELECT count(*) FROM calls").fetchone()[0]
+        evals = lite.execute("SELECT count(*) FROM evaluations").fetchone()[0]
+        print(f"data      {calls:,} calls, {evals:,} evaluations ({os.path.getsize(db) / 1e9:.2f} GB)")
+
+        runs = []
+        for _ in range(args.runs):
+            seconds, rss, out = timed([args.bin, "--db", db, "stats", "latency", "--by", "agent,day",
+                                       "--format", "csv"])
+            runs.append(seconds)
+        ours = {}
+        for line in out.splitlines()[1:]:
+            provider, agent, day, n, p50, p90, p95, p99 = line.split(",")
+            ours[(provider, agent, day)] = float(p95)
+        stats_s = statistics.median(runs)
+        print(f"stats     callvault stats latency --by agent,day: {stats_s:.3f} s median of {args.runs}"
+              f" (peak RSS {rss:.0f} MB), {len(ours)} groups")
+
+        # Export: the calls table, unpartitioned and partitioned.
+        out_dir = os.path.join(work, "export")
+        export_s, export_rss, _ = timed([args.bin, "--db", db, "-q", "export", "--out", out_dir,
+                                         "--tables", "calls"])
+        print(f"export    calls -> Parquet: {export_s:.2f} s, peak RSS {export_rss:.0f} MB")
+        part_dir = os.path.join(work, "export-partitioned")
+        part_s, part_rss, _ = timed([args.bin, "--db", db, "-q", "export", "--out", part_dir,
+                                     "--tables", "calls", "--partition-by", "provider,day"])
+        print(f"export    calls -> Parquet by provider,day: {part_s:.2f} s, peak RSS {part_rss:.0f} MB")
+        ev_s, ev_rss, _ = timed([args.bin, "--db", db, "-q", "export", "--out", out_dir,
+                                 "--tables", "evaluations"])
+        print(f"export    evaluations -> Parquet: {ev_s:.2f} s, peak RSS {ev_rss:.0f} MB")
+
+        # DuckDB over the same rows (the exported Parquet files).
+        duck = duckdb.connect()
+        q = f"""SELECT c.provider, c.agent_id, strftime(c.created_at AT TIME ZONE 'UTC', '%Y-%m-%d') AS day,
+                       count(*) AS n,
+                       quantile_cont(e.avg_agent_latency, [0.5, 0.9, 0.95, 0.99]) AS q
+                FROM read_parquet('{out_dir}/evaluations/*.parquet') e
+                JOIN read_parquet('{out_dir}/calls/*.parquet') c
+                  ON c.provider = e.provider AND c.id = e.call_id
+                WHERE e.avg_agent_latency IS NOT NULL
+                GROUP BY ALL ORDER BY ALL"""
+        duck_runs = []
+        for _ in range(args.runs):
+            started = time.monotonic()
+            rows = duck.execute(q).fetchall()
+            duck_runs.append(time.monotonic() - started)
+        duck_s = statistics.median(duck_runs)
+        print(f"duckdb    same figure over Parquet: {duck_s:.3f} s median of {args.runs}, {len(rows)} groups")
+        mismatched = [r for r in rows if abs(ours.get((r[0], r[1], r[2]), float("nan")) - r[4][2]) > 1e-6 * max(1, abs(r[4][2]))]
+        print(f"check     p95 per group, callvault vs DuckDB: {len(rows) - len(mismatched)} agree, {len(mismatched)} differ")
+
+        started = time.monotonic()
+        frame = pd.read_sql(JOIN, lite)
+        read_s = time.monotonic() - started
+        grouped = frame.groupby(["provider", "agent_id", "day"])["avg_agent_latency"].quantile(
+            [0.5, 0.9, 0.95, 0.99])
+        pandas_s = time.monotonic() - started
+        print(f"pandas    read_sql + groupby quantile: {pandas_s:.2f} s (read_sql {read_s:.2f} s), "
+              f"{len(grouped) // 4} groups")
+
+        print()
+        print(f"{'figure':<44}{'value':>12}{'target':>16}")
+        print(f"{'stats latency --by agent,day (s)':<44}{stats_s:>12.3f}{'<= 1':>16}")
+        print(f"{'  vs DuckDB (x)':<44}{stats_s / duck_s:>12.2f}{'<= 2':>16}")
+        print(f"{'  vs pandas (x faster)':<44}{pandas_s / stats_s:>12.1f}{'':>16}")
+        print(f"{'export calls to Parquet (s)':<44}{export_s:>12.2f}{'<= 3':>16}")
+        print(f"{'export calls peak RSS (MB)':<44}{export_rss:>12.0f}{'<= 1024':>16}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

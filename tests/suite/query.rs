@@ -1,0 +1,786 @@
+//! Query, stats and export: typed output in every format, named queries and their
+//! parameters, exact figures checked against a plain computation over the SQLite file,
+//! partitioned Parquet and CSV exports, and DuckDB reading what callvault wrote.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::{DataType, ParquetReader, SerReader, TimeUnit, TimeZone};
+use serde_json::Value;
+
+use crate::util::*;
+
+/// A synced archive of `calls` calls over three agents.
+fn synced(calls: u64) -> Fixture {
+    let fx = Fixture::new(sim_config(calls, 3));
+    let out = fx.sync().output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    fx
+}
+
+fn run_ok(fx: &Fixture, args: &[&str]) -> String {
+    let out = fx.cmd().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    stdout_of(&out)
+}
+
+fn run_err(fx: &Fixture, args: &[&str]) -> String {
+    let out = fx.cmd().args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout_of(&out));
+    assert!(out.stdout.is_empty(), "errors never go to stdout");
+    let err = stderr_of(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn json_rows(text: &str) -> Vec<Value> {
+    serde_json::from_str::<Value>(text)
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Linear interpolation between the two nearest ranks (numpy's default), written out.
+fn reference_percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let rank = p * (values.len() - 1) as f64;
+    let below = rank.floor() as usize;
+    let above = (below + 1).min(values.len() - 1);
+    values[below] + (rank - below as f64) * (values[above] - values[below])
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(1.0)
+}
+
+#[test]
+fn query_results_are_typed_in_every_format() {
+    let fx = synced(300);
+    let sql = "SELECT c.id, c.created_at, c.duration_ms, e.hallucination, e.avg_agent_latency
+               FROM calls c JOIN evaluations e ON e.provider = c.provider AND e.call_id = c.id
+               WHERE e.hallucination IS NOT NULL AND e.avg_agent_latency IS NOT NULL
+               ORDER BY c.id LIMIT 5";
+    let rows = json_rows(&run_ok(&fx, &["query", sql, "--format", "json"]));
+    assert_eq!(rows.len(), 5);
+    for row in &rows {
+        assert!(row["hallucination"].is_boolean(), "{row}");
+        assert!(row["duration_ms"].is_i64(), "{row}");
+        assert!(row["avg_agent_latency"].is_f64(), "{row}");
+        let created = row["created_at"].as_str().unwrap();
+        assert!(
+            created.len() == 24 && created.ends_with('Z'),
+            "archive time form: {created}"
+        );
+    }
+    let ndjson = run_ok(&fx, &["query", sql, "--format", "ndjson"]);
+    assert_eq!(ndjson.lines().count(), 5);
+    let csv = run_ok(&fx, &["query", sql, "--format", "csv"]);
+    assert!(csv.starts_with("id,created_at,duration_ms,hallucination,avg_agent_latency\n"));
+    assert_eq!(csv.lines().count(), 6);
+    let table = run_ok(&fx, &["query", sql]);
+    assert!(
+        table.contains("created_at") && table.ends_with("(5 rows)\n"),
+        "{table}"
+    );
+
+    // Parquet keeps the types, and only goes to a file.
+    let err = run_err(&fx, &["query", sql, "--format", "parquet"]);
+    assert!(err.contains("--out"), "{err}");
+    let path = fx.dir.path().join("rows.parquet");
+    run_ok(
+        &fx,
+        &[
+            "query",
+            sql,
+            "--format",
+            "parquet",
+            "--out",
+            path.to_str().unwrap(),
+        ],
+    );
+    let df = ParquetReader::new(std::fs::File::open(&path).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(df.height(), 5);
+    assert_eq!(
+        df.column("created_at").unwrap().dtype(),
+        &DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+    );
+    assert_eq!(
+        df.column("hallucination").unwrap().dtype(),
+        &DataType::Boolean
+    );
+    assert_eq!(df.column("duration_ms").unwrap().dtype(), &DataType::Int64);
+    assert_eq!(
+        df.column("avg_agent_latency").unwrap().dtype(),
+        &DataType::Float64
+    );
+    // --out for text formats too.
+    let csv_path = fx.dir.path().join("rows.csv");
+    run_ok(
+        &fx,
+        &[
+            "query",
+            sql,
+            "--format",
+            "csv",
+            "--out",
+            csv_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&csv_path).unwrap(), csv);
+}
+
+#[test]
+fn named_queries_list_run_and_bind_parameters() {
+    let fx = synced(400);
+    let listing = run_ok(&fx, &["query", "--list"]);
+    for name in [
+        "latency_by_agent_day",
+        "hallucination_by_agent_day",
+        "slowest_calls",
+        "hallucinated_calls",
+        "unevaluated_calls",
+        "tool_usage",
+        "calls_older_than",
+    ] {
+        let line = listing
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} listed: {listing}"));
+        assert!(line.len() > name.len() + 10, "with a description: {line}");
+        let mut args = vec!["query", name, "--format", "json"];
+        if name == "calls_older_than" {
+            args.extend(["--param", "days=30"]);
+        }
+        run_ok(&fx, &args);
+    }
+
+    // Retention selection: provider and call_id, bound days, never spliced.
+    let conn = open(&fx.db());
+    let old = json_rows(&run_ok(
+        &fx,
+        &[
+            "query",
+            "calls_older_than",
+            "--param",
+            "days=60",
+            "--format",
+            "json",
+        ],
+    ));
+    let want = count(
+        &conn,
+        "SELECT count(*) FROM calls
+         WHERE julianday(created_at) < julianday('now') - 60",
+    );
+    assert!(
+        (old.len() as i64 - want).abs() <= 1,
+        "{} vs {want}",
+        old.len()
+    );
+    assert!(want > 100 && want < 300, "about half of 120 days: {want}");
+    assert_eq!(old[0]["provider"], "bluejay");
+    assert!(old[0]["call_id"].is_string());
+    let none = json_rows(&run_ok(
+        &fx,
+        &[
+            "query",
+            "calls_older_than",
+            "--param",
+            "days=100000",
+            "--format",
+            "json",
+        ],
+    ));
+    assert!(none.is_empty());
+    let err = run_err(&fx, &["query", "calls_older_than"]);
+    assert!(err.contains("--param days="), "{err}");
+    let err = run_err(&fx, &["query", "slowest_calls", "--param", "days=3"]);
+    assert!(err.contains("days"), "{err}");
+
+    // :agent binds text.
+    let agent = &fx.agents()[0];
+    let mine = json_rows(&run_ok(
+        &fx,
+        &[
+            "query",
+            "agent_calls",
+            "--param",
+            &format!("agent={agent}"),
+            "--format",
+            "json",
+        ],
+    ));
+    let want = count(
+        &conn,
+        &format!("SELECT count(*) FROM calls c LEFT JOIN evaluations e ON e.provider = c.provider AND e.call_id = c.id WHERE c.agent_id = '{agent}'"),
+    );
+    assert_eq!(mine.len() as i64, want);
+
+    // A queries/ folder beside the archive adds queries; unknown names list them all.
+    let dir = fx.dir.path().join("queries");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("tagged.sql"),
+        "-- Calls per tag.\nSELECT tag, count(*) AS n FROM call_tags GROUP BY tag ORDER BY tag",
+    )
+    .unwrap();
+    assert!(run_ok(&fx, &["query", "--list"]).contains("tagged"));
+    run_ok(&fx, &["query", "tagged"]);
+    let err = run_err(&fx, &["query", "no_such_query"]);
+    assert!(
+        err.contains("no_such_query") && err.contains("slowest_calls") && err.contains("tagged"),
+        "{err}"
+    );
+
+    // @FILE reads the SQL from a file.
+    let file = fx.dir.path().join("n.sql");
+    std::fs::write(&file, "SELECT count(*) AS n FROM calls").unwrap();
+    assert_eq!(
+        run_ok(
+            &fx,
+            &["query", &format!("@{}", file.display()), "--format", "csv"]
+        ),
+        "n\n400\n"
+    );
+}
+
+#[test]
+fn query_errors_are_clear_and_leave_nothing_behind() {
+    let fx = synced(50);
+    let err = run_err(&fx, &["query", "SELECT * FROM nope"]);
+    assert!(err.contains("no such table: nope"), "{err}");
+    for write in [
+        "DELETE FROM calls",
+        "UPDATE calls SET summary = 'x'",
+        "DROP TABLE calls",
+    ] {
+        let err = run_err(&fx, &["query", write]);
+        assert!(err.contains("only statements that read"), "{write}: {err}");
+    }
+    assert_eq!(count(&open(&fx.db()), "SELECT count(*) FROM calls"), 50);
+
+    // An --out that cannot be written: a clear error and no file, temporary or final.
+    let blocker = fx.dir.path().join("afile");
+    std::fs::write(&blocker, "x").unwrap();
+    let out = blocker.join("result.csv");
+    let err = run_err(
+        &fx,
+        &[
+            "query",
+            "SELECT 1 AS one",
+            "--format",
+            "csv",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("cannot write") && err.contains("result.csv"),
+        "{err}"
+    );
+    let missing = fx.dir.path().join("no/such/dir/result.parquet");
+    let err = run_err(
+        &fx,
+        &[
+            "stats",
+            "latency",
+            "--format",
+            "parquet",
+            "--out",
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("cannot write"), "{err}");
+    // A failing query never creates its --out file.
+    let target = fx.dir.path().join("result.json");
+    run_err(
+        &fx,
+        &[
+            "query",
+            "SELECT nope FROM calls",
+            "--format",
+            "json",
+            "--out",
+            target.to_str().unwrap(),
+        ],
+    );
+    let names: Vec<String> = std::fs::read_dir(fx.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.contains("result")),
+        "no result file or temporary: {names:?}"
+    );
+}
+
+/// Latency samples by (provider, agent, day) straight from the SQLite file.
+fn reference_latency(
+    db: &Path,
+    since: Option<&str>,
+) -> BTreeMap<(String, String, String), Vec<f64>> {
+    let conn = open(db);
+    let mut stmt = conn
+        .prepare(
+            "SELECT c.provider, c.agent_id, c.created_at, e.avg_agent_latency
+             FROM evaluations e, calls c
+             WHERE c.provider = e.provider AND c.id = e.call_id",
+        )
+        .unwrap();
+    let mut groups: BTreeMap<(String, String, String), Vec<f64>> = BTreeMap::new();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<f64>>(3)?,
+            ))
+        })
+        .unwrap();
+    for row in rows {
+        let (provider, agent, created, latency) = row.unwrap();
+        if since.is_some_and(|s| created.as_str() < s) {
+            continue;
+        }
+        if let Some(v) = latency {
+            groups
+                .entry((provider, agent, created[..10].to_string()))
+                .or_default()
+                .push(v);
+        }
+    }
+    groups
+}
+
+fn check_latency_rows(rows: &[Value], want: BTreeMap<Vec<String>, Vec<f64>>, key: &[&str]) {
+    assert_eq!(rows.len(), want.len(), "one row per group");
+    for row in rows {
+        let k: Vec<String> = key
+            .iter()
+            .map(|c| row[*c].as_str().unwrap().to_string())
+            .collect();
+        let mut values = want
+            .get(&k)
+            .unwrap_or_else(|| panic!("group {k:?}"))
+            .clone();
+        assert_eq!(row["n"].as_u64().unwrap() as usize, values.len(), "{k:?}");
+        for (col, p) in [("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)] {
+            let got = row[col].as_f64().unwrap();
+            let expected = reference_percentile(&mut values, p);
+            assert!(close(got, expected), "{k:?} {col}: {got} vs {expected}");
+        }
+    }
+}
+
+#[test]
+fn stats_equal_a_reference_computation_for_every_group() {
+    let fx = synced(1_500);
+    let samples = reference_latency(&fx.db(), None);
+    assert!(samples.len() > 100, "many agent-day groups");
+
+    let by_agent_day: BTreeMap<Vec<String>, Vec<f64>> = samples
+        .iter()
+        .map(|((p, a, d), v)| (vec![p.clone(), a.clone(), d.clone()], v.clone()))
+        .collect();
+    let rows = json_rows(&run_ok(
+        &fx,
+        &["stats", "latency", "--by", "agent,day", "--format", "json"],
+    ));
+    check_latency_rows(&rows, by_agent_day, &["provider", "agent_id", "day"]);
+
+    let mut by_agent: BTreeMap<Vec<String>, Vec<f64>> = BTreeMap::new();
+    let mut by_day: BTreeMap<Vec<String>, Vec<f64>> = BTreeMap::new();
+    let mut all: BTreeMap<Vec<String>, Vec<f64>> = BTreeMap::new();
+    for ((p, a, d), v) in &samples {
+        by_agent
+            .entry(vec![p.clone(), a.clone()])
+            .or_default()
+            .extend(v);
+        by_day.entry(vec![d.clone()]).or_default().extend(v);
+        all.entry(vec![]).or_default().extend(v);
+    }
+    let rows = json_rows(&run_ok(
+        &fx,
+        &["stats", "latency", "--by", "agent", "--format", "json"],
+    ));
+    check_latency_rows(&rows, by_agent, &["provider", "agent_id"]);
+    let rows = json_rows(&run_ok(
+        &fx,
+        &["stats", "latency", "--by", "day", "--format", "json"],
+    ));
+    check_latency_rows(&rows, by_day, &["day"]);
+    let rows = json_rows(&run_ok(&fx, &["stats", "latency", "--format", "json"]));
+    check_latency_rows(&rows, all, &[]);
+
+    // --since keeps calls created on or after the date.
+    let since_day = {
+        let days: Vec<&String> = samples.keys().map(|(_, _, d)| d).collect();
+        days[days.len() / 2].clone()
+    };
+    let since = reference_latency(&fx.db(), Some(&format!("{since_day}T00:00:00.000Z")));
+    let mut by_agent_since: BTreeMap<Vec<String>, Vec<f64>> = BTreeMap::new();
+    for ((p, a, _), v) in &since {
+        by_agent_since
+            .entry(vec![p.clone(), a.clone()])
+            .or_default()
+            .extend(v);
+    }
+    let rows = json_rows(&run_ok(
+        &fx,
+        &[
+            "stats", "latency", "--by", "agent", "--since", &since_day, "--format", "json",
+        ],
+    ));
+    check_latency_rows(&rows, by_agent_since, &["provider", "agent_id"]);
+
+    // Hallucination: flagged / evaluations with a verdict, per agent and day.
+    let conn = open(&fx.db());
+    let mut verdicts: BTreeMap<Vec<String>, (u64, u64)> = BTreeMap::new();
+    let mut stmt = conn
+        .prepare(
+            "SELECT c.provider, c.agent_id, substr(c.created_at, 1, 10), e.hallucination
+             FROM evaluations e, calls c WHERE c.provider = e.provider AND c.id = e.call_id",
+        )
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                vec![
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ],
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .unwrap();
+    for row in rows {
+        let (key, verdict) = row.unwrap();
+        if let Some(v) = verdict {
+            let entry = verdicts.entry(key).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(v == 1);
+        }
+    }
+    let rows = json_rows(&run_ok(
+        &fx,
+        &[
+            "stats",
+            "hallucination",
+            "--by",
+            "agent,day",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(rows.len(), verdicts.len());
+    for row in &rows {
+        let key: Vec<String> = ["provider", "agent_id", "day"]
+            .iter()
+            .map(|c| row[*c].as_str().unwrap().to_string())
+            .collect();
+        let (n, flagged) = verdicts[&key];
+        assert_eq!(row["n"].as_u64(), Some(n), "{key:?}");
+        assert_eq!(row["flagged"].as_u64(), Some(flagged), "{key:?}");
+        assert!(close(
+            row["rate"].as_f64().unwrap(),
+            flagged as f64 / n as f64
+        ));
+    }
+
+    // Summary per agent.
+    let rows = json_rows(&run_ok(
+        &fx,
+        &["stats", "summary", "--by", "agent", "--format", "json"],
+    ));
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        let agent = row["agent_id"].as_str().unwrap();
+        let calls = count(
+            &conn,
+            &format!("SELECT count(*) FROM calls WHERE agent_id = '{agent}'"),
+        );
+        let evaluated = count(
+            &conn,
+            &format!("SELECT count(*) FROM calls c WHERE agent_id = '{agent}' AND EXISTS (SELECT 1 FROM evaluations e WHERE e.provider = c.provider AND e.call_id = c.id)"),
+        );
+        assert_eq!(row["calls"].as_i64(), Some(calls));
+        assert_eq!(row["evaluated_calls"].as_i64(), Some(evaluated));
+        let mut evals = conn
+            .prepare(&format!("SELECT e.goal_success, e.sentiment_score, e.redundancy FROM evaluations e JOIN calls c ON c.provider = e.provider AND c.id = e.call_id WHERE c.agent_id = '{agent}'"))
+            .unwrap();
+        let (mut goal, mut goal_n, mut sent, mut sent_n, mut red, mut red_n) = (0, 0, 0.0, 0, 0, 0);
+        for r in evals
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Option<i64>>(0)?,
+                    r.get::<_, Option<f64>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            })
+            .unwrap()
+        {
+            let (g, s, d) = r.unwrap();
+            if let Some(g) = g {
+                goal_n += 1;
+                goal += i64::from(g == 1);
+            }
+            if let Some(s) = s {
+                sent_n += 1;
+                sent += s;
+            }
+            if let Some(d) = d {
+                red_n += 1;
+                red += i64::from(d == 1);
+            }
+        }
+        assert!(close(
+            row["goal_success_rate"].as_f64().unwrap(),
+            goal as f64 / goal_n as f64
+        ));
+        assert!(close(
+            row["mean_sentiment_score"].as_f64().unwrap(),
+            sent / sent_n as f64
+        ));
+        assert!(close(
+            row["redundancy_rate"].as_f64().unwrap(),
+            red as f64 / red_n as f64
+        ));
+    }
+}
+
+fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path, ext));
+        } else if path.extension().is_some_and(|e| e == ext) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn parquet_rows(files: &[PathBuf]) -> usize {
+    files
+        .iter()
+        .map(|f| {
+            ParquetReader::new(std::fs::File::open(f).unwrap())
+                .finish()
+                .unwrap()
+                .height()
+        })
+        .sum()
+}
+
+#[test]
+fn export_writes_partitioned_parquet_and_csv() {
+    let fx = synced(600);
+    let conn = open(&fx.db());
+    let out = fx.dir.path().join("export");
+    let o = out.to_str().unwrap();
+    run_ok(
+        &fx,
+        &["export", "--out", o, "--partition-by", "provider,day"],
+    );
+    for table in [
+        "calls",
+        "evaluations",
+        "tool_calls",
+        "call_tags",
+        "transcript_turns",
+    ] {
+        let files = files_under(&out.join(table), "parquet");
+        let want = count(&conn, &format!("SELECT count(*) FROM {table}")) as usize;
+        assert_eq!(parquet_rows(&files), want, "{table}");
+        if want > 0 {
+            for f in &files {
+                let rel = f
+                    .strip_prefix(out.join(table))
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                assert!(
+                    rel.starts_with("provider=bluejay/day=20") && rel.ends_with("/part-0.parquet"),
+                    "{rel}"
+                );
+            }
+        }
+    }
+    // One calls file holds one day's calls, without the partition columns or raw JSON.
+    let calls = files_under(&out.join("calls"), "parquet");
+    let day = calls[0]
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()[4..]
+        .to_string();
+    let df = ParquetReader::new(std::fs::File::open(&calls[0]).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(
+        df.height() as i64,
+        count(
+            &conn,
+            &format!("SELECT count(*) FROM calls WHERE substr(created_at, 1, 10) = '{day}'")
+        )
+    );
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert!(!names.contains(&"provider".to_string()) && !names.contains(&"raw_json".to_string()));
+    assert_eq!(
+        df.column("created_at").unwrap().dtype(),
+        &DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+    );
+
+    // Unpartitioned CSV of chosen tables, with the raw JSON.
+    let csv_out = fx.dir.path().join("csv");
+    run_ok(
+        &fx,
+        &[
+            "export",
+            "--out",
+            csv_out.to_str().unwrap(),
+            "--format",
+            "csv",
+            "--tables",
+            "calls,evaluations",
+            "--with-raw",
+        ],
+    );
+    let text = std::fs::read_to_string(csv_out.join("calls/part-0.csv")).unwrap();
+    assert!(text.lines().next().unwrap().contains("raw_json"));
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(reader.records().count(), 600);
+    assert!(!csv_out.join("tool_calls").exists());
+
+    // A table that does not exist, and a table that cannot be partitioned by day.
+    let err = run_err(&fx, &["export", "--out", o, "--tables", "nope"]);
+    assert!(err.contains("no table 'nope'"), "{err}");
+    let err = run_err(
+        &fx,
+        &[
+            "export",
+            "--out",
+            o,
+            "--tables",
+            "sync_runs",
+            "--partition-by",
+            "day",
+        ],
+    );
+    assert!(err.contains("cannot partition sync_runs"), "{err}");
+    assert!(!out.join("sync_runs").exists() && !out.join(".sync_runs.partial").exists());
+}
+
+/// `target/pydeps`, where the test installs DuckDB's Python package.
+fn pydeps() -> PathBuf {
+    let bin = assert_cmd::cargo::cargo_bin("callvault");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin.parent().unwrap().parent().unwrap().to_path_buf());
+    target.join("pydeps")
+}
+
+fn python_with_duckdb() -> std::process::Command {
+    let deps = pydeps();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let importable = std::process::Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .env("PYTHONPATH", &deps)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !importable {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&deps)
+            .arg("-r")
+            .arg(root.join("tests/requirements.txt"))
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "installing DuckDB failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut cmd = std::process::Command::new("python3");
+    cmd.env("PYTHONPATH", &deps);
+    cmd
+}
+
+#[test]
+fn duckdb_reads_the_export_and_agrees_with_stats() {
+    let fx = synced(900);
+    let out = fx.dir.path().join("export");
+    run_ok(
+        &fx,
+        &[
+            "export",
+            "--out",
+            out.to_str().unwrap(),
+            "--partition-by",
+            "provider,day",
+        ],
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop_duckdb.py");
+    let run = python_with_duckdb()
+        .arg(script)
+        .arg(&out)
+        .arg(fx.db())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(got["sqlite_counts"], got["parquet_counts"]);
+    assert_eq!(got["sqlite_counts"]["calls"], 900);
+    assert_eq!(got["created_at_type"], "TIMESTAMP WITH TIME ZONE");
+    assert_eq!(got["kv"]["callvault.version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(got["kv"]["callvault.source"], "table calls");
+    assert!(got["kv"]["callvault.snapshot_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+
+    let ours = json_rows(&run_ok(
+        &fx,
+        &["stats", "latency", "--by", "agent", "--format", "json"],
+    ));
+    assert_eq!(ours.len(), 3);
+    for row in &ours {
+        let key = format!(
+            "{}/{}",
+            row["provider"].as_str().unwrap(),
+            row["agent_id"].as_str().unwrap()
+        );
+        let duck = got["p95"][&key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {got}"));
+        assert!(
+            close(row["p95"].as_f64().unwrap(), duck),
+            "{key}: {} vs {duck}",
+            row["p95"]
+        );
+    }
+}
