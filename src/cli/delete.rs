@@ -19,15 +19,9 @@ use crate::delete::{self, DeletePlan, Selection, DEFAULT_CONCURRENCY, DEFAULT_MA
 use crate::providers::{
     self, DeleteMode, HttpClient, Provider, ProviderError, ProviderKind, RetryPolicy,
 };
+use crate::query::named::{is_query_name, search_dirs, NamedQuery};
 use crate::secret::ApiKey;
 use crate::store::{Archive, ArchiveWriter};
-
-/// Named queries built into the binary, used when `queries/NAME.sql` is not in the current
-/// directory.
-const BUILTIN_QUERIES: &[(&str, &str)] = &[(
-    "calls_older_than",
-    include_str!("../../queries/calls_older_than.sql"),
-)];
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("what").args(["select", "query", "resume"]).required(true)))]
@@ -88,39 +82,18 @@ fn parse_max(text: &str) -> Result<usize, String> {
     }
 }
 
-/// The SQL of `--query NAME`: `queries/NAME.sql` in the current directory, else built in.
-fn named_query(name: &str) -> anyhow::Result<String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+/// The SQL of `--query NAME`, found where `callvault query` finds it.
+fn named_query(name: &str, archive: &Path) -> anyhow::Result<String> {
+    if !is_query_name(name) {
         bail!("'{name}' is not a query name (letters, digits, _ and -)");
     }
-    let path = Path::new("queries").join(format!("{name}.sql"));
-    match std::fs::read_to_string(&path) {
-        Ok(sql) => return Ok(sql),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-    match BUILTIN_QUERIES.iter().find(|(n, _)| *n == name) {
-        Some((_, sql)) => Ok(sql.to_string()),
-        None => bail!(
-            "no query named '{name}': not in {} nor built in ({})",
-            path.display(),
-            BUILTIN_QUERIES
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
+    Ok(NamedQuery::find(name, &search_dirs(archive))?.sql)
 }
 
-fn selection(args: &DeleteArgs) -> anyhow::Result<Selection> {
+fn selection(args: &DeleteArgs, archive: &Path) -> anyhow::Result<Selection> {
     let sql = match (&args.select, &args.query) {
         (Some(sql), _) => sql.clone(),
-        (None, Some(name)) => named_query(name)?,
+        (None, Some(name)) => named_query(name, archive)?,
         (None, None) => bail!("give --select SQL or --query NAME"),
     };
     Ok(Selection {
@@ -160,7 +133,7 @@ pub async fn run(cli: &Cli, args: &DeleteArgs) -> anyhow::Result<Outcome> {
     if let Some(job) = args.resume {
         return resume(cli, args, &path, job).await;
     }
-    let selection = selection(args)?;
+    let selection = selection(args, &path)?;
     let plan = {
         let (path, selection, mode, max) = (path.clone(), selection.clone(), args.mode, args.max);
         // rusqlite blocks; keep it off the async runtime.
@@ -364,9 +337,12 @@ mod tests {
 
     #[test]
     fn named_queries_refuse_paths_and_know_the_builtin_ones() {
-        assert!(named_query("../etc/passwd").is_err());
-        assert!(named_query("calls_older_than").unwrap().contains(":days"));
-        let err = named_query("nope").unwrap_err().to_string();
+        let archive = Path::new("/nonexistent/archive.db");
+        assert!(named_query("../etc/passwd", archive).is_err());
+        assert!(named_query("calls_older_than", archive)
+            .unwrap()
+            .contains(":days"));
+        let err = named_query("nope", archive).unwrap_err().to_string();
         assert!(err.contains("calls_older_than"), "{err}");
     }
 }
