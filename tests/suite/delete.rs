@@ -521,15 +521,22 @@ fn kill_9_at_random_moments_then_resume_deletes_exactly_the_plan() {
             .spawn()
             .unwrap();
         // A loaded machine starts slowly: wait longer after each kill that came too early.
+        // A fast one deletes quickly: kill as soon as this run has done its random share, so
+        // that every kill lands mid-job wherever the test runs.
         let delay = Duration::from_millis(rng.random_range(20..220) + 150 * kills_before_freeze);
-        std::thread::sleep(delay);
+        let share = rng.random_range(1..=(PLANNED / (2 * KILLS)) as i64);
+        let done_before = settled_items(&fx.db());
+        let spawned = Instant::now();
+        while spawned.elapsed() < delay && settled_items(&fx.db()) - done_before < share {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         if child.try_wait().unwrap().is_some() {
             break; // the job ran to its end before this kill
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         if frozen {
-            kills.push(delay);
+            kills.push((spawned.elapsed(), settled_items(&fx.db()) - done_before));
         } else {
             kills_before_freeze += 1;
         }
@@ -554,13 +561,13 @@ fn kill_9_at_random_moments_then_resume_deletes_exactly_the_plan() {
     );
     assert!(
         kills.len() >= 10 && pending_after_kills > 0,
-        "the job must be killed mid-way 10 times or more: {kills:?}, {pending_after_kills} pending"
+        "the job must be killed mid-way 10 times or more: (time, items settled) {kills:?}, {pending_after_kills} pending"
     );
 
     let out = fx.cmd().args(["delete", "--resume", "1"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     eprintln!(
-        "{kills_before_freeze} kill(s) before the freeze, then {} kills of the job at {kills:?}; {} s in all",
+        "{kills_before_freeze} kill(s) before the freeze, then {} kills of the job at (time, items settled) {kills:?}; {} s in all",
         kills.len(),
         started.elapsed().as_secs_f64()
     );
@@ -608,6 +615,14 @@ fn kill_9_at_random_moments_then_resume_deletes_exactly_the_plan() {
     );
     let jobs = stdout_of(&fx.cmd().arg("jobs").output().unwrap());
     assert!(jobs.contains("complete"), "{jobs}");
+}
+
+/// Items of any job whose delete is settled, or 0 before a plan is frozen.
+fn settled_items(db: &std::path::Path) -> i64 {
+    count(
+        &open(db),
+        "SELECT count(*) FROM delete_items WHERE state <> 'pending'",
+    )
 }
 
 /// A Bluejay stand-in that refuses some deletes with 400 and counts every request.

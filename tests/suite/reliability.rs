@@ -46,16 +46,24 @@ fn kill_9_at_twenty_moments_then_resume_ends_equal_with_a_correct_history() {
     // Deterministic "random" delays spread over the length of a sync.
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     let mut kills = 0;
-    for _ in 0..22 {
+    // A fast machine finishes resumed walks early: each run that ends before its kill halves
+    // the span the next delays are drawn from.
+    let mut span_ms = 900;
+    for _ in 0..60 {
+        if kills >= 22 {
+            break;
+        }
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let delay = Duration::from_millis(20 + x % 900);
+        let delay = Duration::from_millis(20 + x % span_ms);
         let mut child = fx.spawn_sync(&["--full", "--concurrency", "2"]);
         std::thread::sleep(delay);
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             kills += 1;
+        } else {
+            span_ms = (span_ms / 2).max(20);
         }
         child.wait().unwrap();
     }
