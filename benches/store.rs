@@ -1,7 +1,8 @@
 //! The store-only limit: how fast callvault's store writes calls that are already parsed,
 //! with no HTTP and no JSON in the timed part. The same simulator data the sync bench
-//! serves is rendered and parsed up front, chunk by chunk, then written page by page
-//! (100 calls, one transaction each) exactly as a sync writes them.
+//! serves is rendered and parsed up front, chunk by chunk, then handed page by page (100
+//! calls) to the archive writer thread exactly as a sync hands them: several pages queued at
+//! once, so the writer groups them into shared commits as it does under a busy sync.
 //!
 //! usage: cargo bench --bench store -- [CALLS] [RUNS]   (default 200000 calls, 3 runs)
 
@@ -10,14 +11,19 @@ use std::time::{Duration, Instant};
 use callvault::providers::bluejay::{parse_call_log, PAGE_SIZE};
 use callvault::providers::{CallRecord, ProviderKind};
 use callvault::sim::Dataset;
-use callvault::store::{Archive, CommittedPage};
+use callvault::store::{Archive, ArchiveWriter, CommittedPage};
+use futures::{StreamExt, TryStreamExt};
 
 const CHUNK: usize = 20_000;
+/// Pages handed to the writer before waiting for the first answer, as a sync's fetch tasks do.
+const IN_FLIGHT: usize = 16;
 
 fn one_run(calls: u64) -> Result<Duration, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let mut archive = Archive::open(&dir.path().join("store-bench.db"))?;
     let run = archive.begin_run(ProviderKind::Bluejay, &["bench".into()])?;
+    let writer = ArchiveWriter::spawn(archive);
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let mut data = Dataset::new(7, calls, 3, chrono::Utc::now());
     let slots = data.all_live();
     let mut timed = Duration::ZERO;
@@ -26,17 +32,31 @@ fn one_run(calls: u64) -> Result<Duration, Box<dyn std::error::Error>> {
             .iter()
             .map(|s| parse_call_log(&serde_json::to_string(&data.render(*s))?).map_err(Into::into))
             .collect::<Result<_, Box<dyn std::error::Error>>>()?;
-        let started = Instant::now();
-        for (p, page) in records.chunks(PAGE_SIZE as usize).enumerate() {
-            let committed = CommittedPage {
-                cursor_json: format!("{{\"chunk\":{c},\"page\":{p}}}"),
-                calls: page.len() as u64,
-                walk_size: Some(calls),
-            };
-            archive.write_page(ProviderKind::Bluejay, "bench", Some(&committed), run, page)?;
+        let mut pages: Vec<Vec<CallRecord>> = Vec::new();
+        let mut rest = records.into_iter().peekable();
+        while rest.peek().is_some() {
+            pages.push(rest.by_ref().take(PAGE_SIZE as usize).collect());
         }
+        let started = Instant::now();
+        runtime.block_on(async {
+            let writes = pages.into_iter().enumerate().map(|(p, page)| {
+                let committed = CommittedPage {
+                    cursor_json: format!("{{\"chunk\":{c},\"page\":{p}}}"),
+                    calls: page.len() as u64,
+                    walk_size: Some(calls),
+                };
+                writer.run(move |a| {
+                    a.write_page(ProviderKind::Bluejay, "bench", Some(&committed), run, &page)
+                })
+            });
+            futures::stream::iter(writes)
+                .buffer_unordered(IN_FLIGHT)
+                .try_for_each(|_| async { Ok(()) })
+                .await
+        })?;
         timed += started.elapsed();
     }
+    writer.close();
     Ok(timed)
 }
 

@@ -143,7 +143,7 @@ impl Archive {
         base_urls: &BTreeMap<&'static str, String>,
     ) -> Result<i64, JournalError> {
         let now = format_timestamp(Utc::now());
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         {
             // The selection ran on another connection; a sync may have changed the archive
             // since. Freezing a call that is no longer archived would break "ids the archive
@@ -219,7 +219,7 @@ impl Archive {
     /// returns the items left to send.
     pub fn start_job(&mut self, job: i64) -> Result<JobStart, JournalError> {
         let now = format_timestamp(Utc::now());
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let (mode, state, pid) = tx
             .query_row(
                 "SELECT mode, state, pid FROM delete_jobs WHERE id = ?1",
@@ -292,7 +292,7 @@ impl Archive {
         results: &[ItemResult],
     ) -> Result<(), JournalError> {
         let now = format_timestamp(Utc::now());
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         for r in results {
             let p = r.provider.as_str();
             let retryable = r.state == ItemState::Failed && r.retryable;
@@ -316,10 +316,7 @@ impl Archive {
                 continue;
             }
             match mode {
-                // Children cascade from `calls` through their foreign keys.
-                DeleteMode::Full => tx
-                    .prepare_cached("DELETE FROM calls WHERE provider = ?1 AND id = ?2")?
-                    .execute(params![p, r.call_id])?,
+                DeleteMode::Full => super::remove_call(&tx, p, &r.call_id)?,
                 // raw_hash is left as it was: a sync that still gets the old recording URL
                 // from the provider then sees the call unchanged and does not restore it.
                 DeleteMode::RecordingOnly => tx

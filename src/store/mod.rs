@@ -4,7 +4,7 @@
 //! (`ArchiveWriter`) and nothing else writes. A page of calls, with all their children, the
 //! run's counts and the stream's progress, is one transaction, so a crash at any instant
 //! leaves the archive as it was after some whole page. A call whose raw JSON hashes the same
-//! as the stored one is left alone; a changed call is deleted (its children cascade) and
+//! as the stored one is left alone; a changed call is removed with all its children and
 //! written anew, so children never mix two versions. Readers open their own read-only
 //! connections (`open_read_only`), which WAL lets run beside a writer. This module knows no
 //! HTTP.
@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 pub use writer::ArchiveWriter;
 
@@ -68,6 +68,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the archive writer stopped")]
     WriterGone,
+    #[error("the archive could not commit: {0}")]
+    Commit(String),
 }
 
 /// Counts of what one page did to the archive.
@@ -176,6 +178,9 @@ fn check_header(path: &Path) -> Result<bool, StoreError> {
     Ok(true)
 }
 
+/// Proof that a group transaction is open on the writer's connection.
+pub(crate) struct CommitGroup(());
+
 impl Archive {
     /// Opens (or creates) the archive at `path`, bringing its schema up to date.
     pub fn open(path: &Path) -> Result<Archive, StoreError> {
@@ -210,7 +215,10 @@ impl Archive {
         }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Checking every child row against `calls` costs an index seek per row on the sync's
+        // hot path; the writer removes a call's children itself (`remove_call`). The schema
+        // keeps the foreign keys for other tools that open the archive.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -251,6 +259,27 @@ impl Archive {
             });
         }
         Ok(conn)
+    }
+
+    /// Opens a transaction that the jobs run next share; their own savepoints nest in it.
+    /// `None` when it cannot be opened: each job then commits on its own.
+    pub(crate) fn begin_group(&mut self) -> Option<CommitGroup> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .ok()
+            .map(|()| CommitGroup(()))
+    }
+
+    /// Commits what the group's jobs wrote.
+    pub(crate) fn commit_group(&mut self, _group: CommitGroup) -> Result<(), StoreError> {
+        if self.conn.is_autocommit() {
+            // An error inside a job (disk full, I/O) rolled the whole transaction back.
+            return Err(StoreError::Commit("the transaction was rolled back".into()));
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            StoreError::Commit(e.to_string())
+        })
     }
 
     pub fn connection(&self) -> &Connection {
@@ -340,7 +369,7 @@ impl Archive {
         checkpoint: &serde_json::Value,
         started_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute(
             "INSERT INTO sync_state (provider, scope, base_url, checkpoint_json, walk_started_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
@@ -370,7 +399,7 @@ impl Archive {
         scope: &str,
         started_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute(
             "UPDATE sync_state SET last_complete_started_at = ?3, walk_started_at = NULL
              WHERE provider = ?1 AND scope = ?2",
@@ -414,7 +443,7 @@ impl Archive {
         present: &HashSet<u64>,
     ) -> Result<u64, StoreError> {
         let p = provider.as_str();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let gone: Vec<String> = {
             let mut stmt =
                 tx.prepare("SELECT id FROM calls WHERE provider = ?1 AND agent_id = ?2")?;
@@ -435,10 +464,7 @@ impl Archive {
                  VALUES (?1, ?2, ?3, 'upstream', NULL, ?4)",
                 params![p, id, agent_id, now],
             )?;
-            tx.execute(
-                "DELETE FROM calls WHERE provider = ?1 AND id = ?2",
-                params![p, id],
-            )?;
+            remove_call(&tx, p, id)?;
         }
         tx.commit()?;
         Ok(gone.len() as u64)
@@ -455,7 +481,7 @@ impl Archive {
         calls: &[CallRecord],
     ) -> Result<PageCounts, StoreError> {
         let now = format_timestamp(Utc::now());
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut counts = PageCounts::default();
         // Most archives have deleted nothing: one look per page instead of one per call.
         let any_deleted = tx
@@ -508,7 +534,7 @@ impl Archive {
         provider: ProviderKind,
         scopes: &[String],
     ) -> Result<i64, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let stale: Vec<(i64, i64)> = {
             let mut stmt = tx.prepare("SELECT id, pid FROM sync_runs WHERE outcome = 'running'")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -636,8 +662,34 @@ pub fn id_hash(id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
+/// Tables whose rows belong to one call, keyed by (provider, call_id).
+const CALL_CHILD_TABLES: [&str; 7] = [
+    "evaluations",
+    "participants",
+    "tool_calls",
+    "call_events",
+    "call_tags",
+    "custom_metrics",
+    "transcript_turns",
+];
+
+/// Removes a call and every row that belongs to it; returns the calls removed (0 or 1).
+///
+/// The writer's connection keeps foreign keys off (see `Archive::open`), so the children
+/// go here rather than through `ON DELETE CASCADE`.
+pub(crate) fn remove_call(conn: &Connection, provider: &str, id: &str) -> rusqlite::Result<usize> {
+    for table in CALL_CHILD_TABLES {
+        conn.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE provider = ?1 AND call_id = ?2"
+        ))?
+        .execute(params![provider, id])?;
+    }
+    conn.prepare_cached("DELETE FROM calls WHERE provider = ?1 AND id = ?2")?
+        .execute(params![provider, id])
+}
+
 fn upsert_call(
-    tx: &Transaction,
+    tx: &Connection,
     provider: ProviderKind,
     call: &CallRecord,
     now: &str,
@@ -656,9 +708,8 @@ fn upsert_call(
             return Ok(());
         }
         Some(_) => {
-            // Children cascade, so the new version's children replace the old ones whole.
-            tx.prepare_cached("DELETE FROM calls WHERE provider = ?1 AND id = ?2")?
-                .execute(params![p, call.id])?;
+            // The new version's children replace the old ones whole.
+            remove_call(tx, p, &call.id)?;
             counts.updated += 1;
         }
         None => {
@@ -718,7 +769,7 @@ fn upsert_call(
     Ok(())
 }
 
-fn insert_children(tx: &Transaction, p: &str, call: &CallRecord) -> rusqlite::Result<()> {
+fn insert_children(tx: &Connection, p: &str, call: &CallRecord) -> rusqlite::Result<()> {
     let id = &call.id;
     if !call.participants.is_empty() {
         let mut stmt = tx.prepare_cached(
@@ -801,10 +852,25 @@ fn insert_children(tx: &Transaction, p: &str, call: &CallRecord) -> rusqlite::Re
             ])?;
         }
     }
-    for e in &call.evaluations {
+    for (n, e) in call.evaluations.iter().enumerate() {
         // An evaluation id seen on another call moves to this one: the newest word on it.
+        // A delete and a plain insert rather than INSERT OR REPLACE: a REPLACE on a table
+        // with indexes needs a statement journal, which costs more than the whole insert
+        // inside a page's savepoint.
+        tx.prepare_cached("DELETE FROM evaluations WHERE provider = ?1 AND id = ?2")?
+            .execute(params![p, e.id])?;
+        if call.evaluations[..n]
+            .iter()
+            .any(|earlier| earlier.id == e.id)
+        {
+            // The call lists this evaluation twice: the later listing wins, metrics too.
+            tx.prepare_cached(
+                "DELETE FROM custom_metrics WHERE provider = ?1 AND call_id = ?2 AND evaluation_id = ?3",
+            )?
+            .execute(params![p, id, e.id])?;
+        }
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO evaluations (provider, id, call_id, created_at, hallucination,
+            "INSERT INTO evaluations (provider, id, call_id, created_at, hallucination,
                 hallucination_reasoning, redundancy, redundancy_reasoning, goal_success,
                 goal_reasoning, agent_speak_percentage, avg_agent_latency, p50_agent_latency,
                 p90_agent_latency, p95_agent_latency, p99_agent_latency, max_agent_latency,
@@ -852,7 +918,7 @@ fn insert_children(tx: &Transaction, p: &str, call: &CallRecord) -> rusqlite::Re
         ])?;
         if !e.custom_metrics.is_empty() {
             let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO custom_metrics (provider, call_id, evaluation_id, idx, name,
+                "INSERT INTO custom_metrics (provider, call_id, evaluation_id, idx, name,
                     description, response_type, response_value, reasoning, min_value, max_value,
                     category, tags_json, scoring_guidance, enum_options_json)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",

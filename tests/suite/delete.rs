@@ -601,6 +601,7 @@ fn kill_9_at_random_moments_then_resume_deletes_exactly_the_plan() {
         }
     }
     assert_eq!(content_dump(&conn), untouched_before);
+    assert_no_orphans(&conn);
     assert_eq!(
         set(
             &conn,

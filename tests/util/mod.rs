@@ -199,7 +199,19 @@ fn opt_f64(v: &Value) -> Option<f64> {
 }
 
 /// Checks every archived value against what the simulator served, field by field.
+/// No row of a child table outlives its call (callvault's writer removes children itself).
+pub fn assert_no_orphans(conn: &Connection) {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check").unwrap();
+    let orphans: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(orphans.is_empty(), "rows without their call in {orphans:?}");
+}
+
 pub fn assert_archive_matches(conn: &Connection, served: &BTreeMap<String, Value>) {
+    assert_no_orphans(conn);
     let archived = archived_calls(conn);
     assert_eq!(
         archived.keys().collect::<Vec<_>>(),
