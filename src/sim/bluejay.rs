@@ -97,8 +97,7 @@ async fn list_call_logs(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let latency = sim.begin_request();
-    tokio::time::sleep(latency).await;
+    sim.begin_request().await;
     if !sim.authorized(&headers, KEY_HEADER) {
         return unauthorized();
     }
@@ -166,8 +165,7 @@ async fn get_call_log(
     Path(call_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let latency = sim.begin_request();
-    tokio::time::sleep(latency).await;
+    sim.begin_request().await;
     if !sim.authorized(&headers, KEY_HEADER) {
         return unauthorized();
     }
@@ -189,8 +187,7 @@ async fn delete_call_log(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let latency = sim.begin_request();
-    tokio::time::sleep(latency).await;
+    sim.begin_request().await;
     let recording_only = params
         .get("recording_only")
         .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"));
@@ -222,8 +219,7 @@ async fn delete_call_log(
 }
 
 async fn all_agents(State(sim): State<Simulator>, headers: HeaderMap) -> Response {
-    let latency = sim.begin_request();
-    tokio::time::sleep(latency).await;
+    sim.begin_request().await;
     if !sim.authorized(&headers, KEY_HEADER) {
         return unauthorized();
     }

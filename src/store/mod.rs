@@ -221,7 +221,10 @@ impl Archive {
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Temporary files stay on disk (the default): a page's savepoint inside a group commit
+        // grows the statement sub-journal, and SQLite truncates an in-memory sub-journal by
+        // walking it from the start after every statement that used it, which turns a large
+        // page quadratic. A sub-journal that spilled to a file is not truncated.
         if version == 0 {
             conn.execute_batch(&format!(
                 "BEGIN; {SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
