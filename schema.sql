@@ -74,7 +74,9 @@ CREATE TABLE evaluations (
     PRIMARY KEY (provider, id),
     FOREIGN KEY (provider, call_id) REFERENCES calls (provider, id) ON DELETE CASCADE
 );
-CREATE INDEX evaluations_call ON evaluations (provider, call_id);
+-- Finds a call's evaluations; carrying the agent latency makes it cover `stats latency`,
+-- which then reads this narrow index instead of the wide evaluation rows.
+CREATE INDEX evaluations_call ON evaluations (provider, call_id, avg_agent_latency);
 
 CREATE TABLE participants (
     provider        TEXT NOT NULL,
