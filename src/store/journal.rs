@@ -143,7 +143,7 @@ impl Archive {
         base_urls: &BTreeMap<&'static str, String>,
     ) -> Result<i64, JournalError> {
         let now = format_timestamp(Utc::now());
-        let tx = self.conn.savepoint()?;
+        let tx = self.write_scope()?;
         {
             // The selection ran on another connection; a sync may have changed the archive
             // since. Freezing a call that is no longer archived would break "ids the archive
@@ -219,7 +219,7 @@ impl Archive {
     /// returns the items left to send.
     pub fn start_job(&mut self, job: i64) -> Result<JobStart, JournalError> {
         let now = format_timestamp(Utc::now());
-        let tx = self.conn.savepoint()?;
+        let tx = self.write_scope()?;
         let (mode, state, pid) = tx
             .query_row(
                 "SELECT mode, state, pid FROM delete_jobs WHERE id = ?1",
@@ -292,7 +292,7 @@ impl Archive {
         results: &[ItemResult],
     ) -> Result<(), JournalError> {
         let now = format_timestamp(Utc::now());
-        let tx = self.conn.savepoint()?;
+        let tx = self.write_scope()?;
         for r in results {
             let p = r.provider.as_str();
             let retryable = r.state == ItemState::Failed && r.retryable;

@@ -6,9 +6,10 @@
 //! time in the order they were sent.
 //!
 //! Jobs that are already queued when the thread turns to them share one commit (group
-//! commit): each runs in its own savepoint, so a failing job undoes only its own work, and
-//! every job is answered only once the commit holding it is durable. A commit is the
-//! costliest step of a write (WAL frames, checkpoints), and a busy sync queues many pages.
+//! commit), and every job is answered only once the commit holding it is durable. A commit
+//! is the costliest step of a write (WAL frames, checkpoints), and a busy sync queues many
+//! pages. The group commits whole or not at all: if one job fails, every job of the group
+//! is answered with an error and nothing of it is kept, so no job is ever half written.
 
 use std::thread::JoinHandle;
 
@@ -18,7 +19,8 @@ use super::{Archive, StoreError};
 
 /// Answers a job once the fate of its commit is known (`Some` when the commit failed).
 type Answer = Box<dyn FnOnce(Option<&StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&mut Archive) -> Answer + Send>;
+/// Runs a job; says whether it succeeded, and how to answer it.
+type Job = Box<dyn FnOnce(&mut Archive) -> (bool, Answer) + Send>;
 
 /// Jobs queued before a sender has to wait.
 const QUEUE_DEPTH: usize = 32;
@@ -39,15 +41,19 @@ impl ArchiveWriter {
                 let mut answers = Vec::with_capacity(GROUP_LIMIT);
                 while let Some(first) = rx.blocking_recv() {
                     let group = archive.begin_group();
-                    answers.push(first(&mut archive));
-                    while answers.len() < GROUP_LIMIT {
-                        match rx.try_recv() {
-                            Ok(job) => answers.push(job(&mut archive)),
-                            Err(_) => break,
+                    let mut all_ok = true;
+                    let mut job = Some(first);
+                    while let Some(next) = job.take() {
+                        let (ok, answer) = next(&mut archive);
+                        all_ok &= ok;
+                        answers.push(answer);
+                        // Without a group each job committed on its own: answer it alone.
+                        if group.is_some() && all_ok && answers.len() < GROUP_LIMIT {
+                            job = rx.try_recv().ok();
                         }
                     }
                     let committed = match group {
-                        Some(group) => archive.commit_group(group),
+                        Some(group) => archive.end_group(group, all_ok),
                         None => Ok(()),
                     };
                     for answer in answers.drain(..) {
@@ -73,13 +79,15 @@ impl ArchiveWriter {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |archive| {
             let result = f(archive);
-            Box::new(move |commit_failed: Option<&StoreError>| {
+            let ok = result.is_ok();
+            let answer: Answer = Box::new(move |commit_failed: Option<&StoreError>| {
                 let result = match commit_failed {
                     Some(e) if result.is_ok() => Err(StoreError::Commit(e.to_string())),
                     _ => result,
                 };
                 let _ = reply.send(result);
-            })
+            });
+            (ok, answer)
         });
         jobs.send(job).await.map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
@@ -101,5 +109,90 @@ impl ArchiveWriter {
 impl Drop for ArchiveWriter {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a marker row through a job's write scope; fails after writing when asked.
+    fn mark(archive: &mut Archive, scope: &str, fail: bool) -> Result<(), StoreError> {
+        let tx = archive.write_scope()?;
+        tx.execute(
+            "INSERT INTO sync_state (provider, scope, base_url) VALUES ('bluejay', ?1, 'x')",
+            [scope],
+        )?;
+        if fail {
+            return Err(StoreError::WriterGone);
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_failing_job_takes_its_whole_group_back_and_later_jobs_still_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let writer = ArchiveWriter::spawn(Archive::open(&path).unwrap());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (first, failing, later) = runtime.block_on(async {
+            // The first job holds the thread until the others are queued behind it, so the
+            // failing one shares its group.
+            let first = writer.run(|a| {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                mark(a, "first", false)
+            });
+            let failing = async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                writer.run(|a| mark(a, "failing", true)).await
+            };
+            let later = async {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                writer.run(|a| mark(a, "later", false)).await
+            };
+            tokio::join!(first, failing, later)
+        });
+        writer.close();
+        assert!(
+            matches!(first, Err(StoreError::Commit(_))),
+            "the first job shared a commit that was rolled back: {first:?}"
+        );
+        assert!(
+            matches!(failing, Err(StoreError::WriterGone)),
+            "{failing:?}"
+        );
+        assert!(later.is_ok(), "{later:?}");
+        let conn = Archive::open_read_only(&path).unwrap();
+        let kept: Vec<String> = conn
+            .prepare("SELECT scope FROM sync_state ORDER BY scope")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(kept, ["later"]);
+    }
+
+    #[test]
+    fn without_a_writer_thread_a_scope_is_its_own_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut archive = Archive::open(&path).unwrap();
+        assert!(mark(&mut archive, "failing", true).is_err());
+        mark(&mut archive, "kept", false).unwrap();
+        drop(archive);
+        let conn = Archive::open_read_only(&path).unwrap();
+        let kept: Vec<String> = conn
+            .prepare("SELECT scope FROM sync_state")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(kept, ["kept"]);
     }
 }
