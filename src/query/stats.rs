@@ -229,6 +229,55 @@ fn text_at<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, 
     })
 }
 
+/// Each call's group by its rowid. The merge join looks calls up in id order, which is random
+/// in rowid order: a dense array stays in cache where a hash map of a million calls misses.
+enum GroupsByRowid {
+    Dense(Vec<u32>),
+    /// Rowids far beyond the number of calls (a hand-edited archive) would make the array huge.
+    Sparse(PlHashMap<i64, u32>),
+}
+
+impl GroupsByRowid {
+    const NONE: u32 = u32::MAX;
+
+    fn for_calls(conn: &Connection) -> Result<Self, QueryError> {
+        let (count, max): (i64, Option<i64>) =
+            conn.query_row("SELECT count(*), max(rowid) FROM calls", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let max = max.unwrap_or(0);
+        Ok(if (0..=8 * count + 1_000_000).contains(&max) {
+            GroupsByRowid::Dense(vec![Self::NONE; max as usize + 1])
+        } else {
+            GroupsByRowid::Sparse(PlHashMap::default())
+        })
+    }
+
+    fn insert(&mut self, rowid: i64, group: u32) {
+        match self {
+            GroupsByRowid::Dense(groups) => {
+                if let Some(slot) = usize::try_from(rowid).ok().and_then(|i| groups.get_mut(i)) {
+                    *slot = group;
+                }
+            }
+            GroupsByRowid::Sparse(groups) => {
+                groups.insert(rowid, group);
+            }
+        }
+    }
+
+    fn get(&self, rowid: i64) -> Option<u32> {
+        match self {
+            GroupsByRowid::Dense(groups) => usize::try_from(rowid)
+                .ok()
+                .and_then(|i| groups.get(i))
+                .copied()
+                .filter(|g| *g != Self::NONE),
+            GroupsByRowid::Sparse(groups) => groups.get(&rowid).copied(),
+        }
+    }
+}
+
 /// The latency percentiles `stats latency` reports.
 pub const LATENCY_PERCENTILES: [(&str, f64); 4] =
     [("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)];
@@ -236,15 +285,12 @@ pub const LATENCY_PERCENTILES: [(&str, f64); 4] =
 /// Exact agent latency percentiles per group: `n` samples, `p50`, `p90`, `p95`, `p99` (ms).
 pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, QueryError> {
     let by = options.by;
-    // Group of each call, keyed by "provider\0id".
-    let mut group_of_call: PlHashMap<String, u32> = PlHashMap::default();
     let mut group_index: PlHashMap<String, u32> = PlHashMap::default();
     let mut groups: Vec<(Vec<Option<String>>, Vec<f64>)> = Vec::new();
     let mut key = String::new();
-    let mut call_key = String::new();
-    // Two narrow reads that SQLite answers from covering indexes (the calls rows themselves,
-    // with their raw JSON, are large): each call's group by rowid, then each call's key.
-    let mut group_of_rowid: PlHashMap<i64, u32> = PlHashMap::default();
+    // Narrow reads that SQLite answers from covering indexes (the calls rows themselves, with
+    // their raw JSON, are large): first each call's group by rowid.
+    let mut group_of_rowid = GroupsByRowid::for_calls(conn)?;
     let groups_sql = format!(
         "SELECT c.rowid, c.provider, c.agent_id, substr(c.created_at, 1, 10) FROM calls c
          WHERE 1 {}",
@@ -255,33 +301,49 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
         stmt.raw_bind_parameter(":since", since)?;
     }
     let mut rows = stmt.raw_query();
+    // The index hands calls over in (provider, agent, time) order, so a call mostly falls in
+    // the group of the one before it: only a new key is looked up.
+    let mut last_key = String::new();
+    let mut last_group: Option<u32> = None;
     while let Some(row) = rows.next()? {
         let rowid: i64 = row.get(0)?;
-        let mut parts: Vec<Option<&str>> = Vec::with_capacity(3);
+        let mut parts: [Option<&str>; 3] = [None; 3];
+        let mut used = 0;
         if by.agent {
-            parts.push(Some(text_at(row, 1)?.unwrap_or("")));
-            parts.push(text_at(row, 2)?);
+            parts[0] = Some(text_at(row, 1)?.unwrap_or(""));
+            parts[1] = text_at(row, 2)?;
+            used = 2;
         }
         if by.day {
-            parts.push(text_at(row, 3)?);
+            parts[used] = text_at(row, 3)?;
+            used += 1;
         }
+        let parts = &parts[..used];
         key.clear();
-        for part in &parts {
+        for part in parts {
             match part {
                 Some(p) => key.push_str(p),
                 None => key.push('\u{1}'),
             }
             key.push('\0');
         }
-        let group = match group_index.get(key.as_str()) {
-            Some(g) => *g,
-            None => {
-                let g = groups.len() as u32;
-                groups.push((
-                    parts.iter().map(|p| p.map(str::to_string)).collect(),
-                    Vec::new(),
-                ));
-                group_index.insert(key.clone(), g);
+        let group = match last_group {
+            Some(g) if key == last_key => g,
+            _ => {
+                let g = match group_index.get(key.as_str()) {
+                    Some(g) => *g,
+                    None => {
+                        let g = groups.len() as u32;
+                        groups.push((
+                            parts.iter().map(|p| p.map(str::to_string)).collect(),
+                            Vec::new(),
+                        ));
+                        group_index.insert(key.clone(), g);
+                        g
+                    }
+                };
+                last_key.clone_from(&key);
+                last_group = Some(g);
                 g
             }
         };
@@ -289,32 +351,39 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
     }
     drop(rows);
     drop(stmt);
-    let mut stmt = conn.prepare("SELECT c.rowid, c.provider, c.id FROM calls c")?;
-    let mut rows = stmt.raw_query();
-    while let Some(row) = rows.next()? {
-        let Some(group) = group_of_rowid.get(&row.get::<_, i64>(0)?) else {
-            continue;
-        };
-        call_key.clear();
-        call_key.push_str(text_at(row, 1)?.unwrap_or(""));
-        call_key.push('\0');
-        call_key.push_str(text_at(row, 2)?.unwrap_or(""));
-        group_of_call.insert(call_key.clone(), *group);
-    }
-    drop(rows);
-    drop(stmt);
 
-    let mut stmt = conn.prepare(
+    // A merge join of two covering-index scans in the same (provider, id) order: each
+    // evaluation meets its call with no per-call key allocated or hashed.
+    let mut calls_stmt =
+        conn.prepare("SELECT provider, id, rowid FROM calls ORDER BY provider, id")?;
+    let mut calls = calls_stmt.raw_query();
+    let mut evals_stmt = conn.prepare(
         "SELECT provider, call_id, avg_agent_latency FROM evaluations
-         WHERE avg_agent_latency IS NOT NULL",
+         WHERE avg_agent_latency IS NOT NULL ORDER BY provider, call_id",
     )?;
-    let mut rows = stmt.raw_query();
-    while let Some(row) = rows.next()? {
-        call_key.clear();
-        call_key.push_str(text_at(row, 0)?.unwrap_or(""));
-        call_key.push('\0');
-        call_key.push_str(text_at(row, 1)?.unwrap_or(""));
-        let Some(group) = group_of_call.get(call_key.as_str()) else {
+    let mut evals = evals_stmt.raw_query();
+    let (mut call_provider, mut call_id) = (String::new(), String::new());
+    let mut call_group: Option<u32> = None;
+    let mut calls_done = false;
+    while let Some(row) = evals.next()? {
+        let provider = text_at(row, 0)?.unwrap_or("");
+        let id = text_at(row, 1)?.unwrap_or("");
+        while !calls_done && (call_provider.as_str(), call_id.as_str()) < (provider, id) {
+            match calls.next()? {
+                Some(call) => {
+                    call_provider.clear();
+                    call_provider.push_str(text_at(call, 0)?.unwrap_or(""));
+                    call_id.clear();
+                    call_id.push_str(text_at(call, 1)?.unwrap_or(""));
+                    call_group = group_of_rowid.get(call.get(2)?);
+                }
+                None => calls_done = true,
+            }
+        }
+        if (call_provider.as_str(), call_id.as_str()) != (provider, id) {
+            continue; // no such call, or one outside --since
+        }
+        let Some(group) = call_group else {
             continue;
         };
         let value = match row.get_ref(2)? {
@@ -323,10 +392,13 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
             _ => continue,
         };
         if value.is_finite() {
-            groups[*group as usize].1.push(value);
+            groups[group as usize].1.push(value);
         }
     }
-    drop(rows);
+    drop(evals);
+    drop(evals_stmt);
+    drop(calls);
+    drop(calls_stmt);
 
     groups.retain(|(_, values)| !values.is_empty());
     groups.sort_by(|a, b| a.0.cmp(&b.0));
