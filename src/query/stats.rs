@@ -284,6 +284,9 @@ pub const LATENCY_PERCENTILES: [(&str, f64); 4] =
 
 /// Exact agent latency percentiles per group: `n` samples, `p50`, `p90`, `p95`, `p99` (ms).
 pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, QueryError> {
+    // Its reads are several statements: one read transaction gives them one snapshot, so a
+    // sync writing meanwhile cannot leave a call counted by one and missed by another.
+    let _snapshot = conn.unchecked_transaction()?;
     let by = options.by;
     let mut group_index: PlHashMap<String, u32> = PlHashMap::default();
     let mut groups: Vec<(Vec<Option<String>>, Vec<f64>)> = Vec::new();
@@ -436,6 +439,64 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::bluejay::parse_call_log;
+    use crate::providers::ProviderKind;
+    use crate::store::Archive;
+
+    fn latency_by_agent_day(path: &std::path::Path) -> DataFrame {
+        let conn = Archive::open_read_only(path).unwrap();
+        let options = StatsOptions {
+            by: Grouping {
+                agent: true,
+                day: true,
+            },
+            since: None,
+        };
+        latency(&conn, &options).unwrap()
+    }
+
+    #[test]
+    fn far_flung_rowids_give_the_same_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut archive = Archive::open(&path).unwrap();
+        let run = archive
+            .begin_run(ProviderKind::Bluejay, &["a".into()])
+            .unwrap();
+        let calls: Vec<_> = (1..=40)
+            .map(|i| {
+                parse_call_log(&format!(
+                    r#"{{"id":"c{i:02}","agent_id":"a{}","created_at":"2026-01-0{}T00:00:00Z",
+                        "evaluations":[{{"id":"e{i}","avg_agent_latency":{}}}]}}"#,
+                    i % 3,
+                    1 + i % 4,
+                    100 + i * 7 % 23
+                ))
+                .unwrap()
+            })
+            .collect();
+        archive
+            .write_page(ProviderKind::Bluejay, "a", None, run, &calls)
+            .unwrap();
+        drop(archive);
+        let dense = latency_by_agent_day(&path);
+        assert_eq!(dense.height(), 12, "3 agents x 4 days");
+        let n = dense.column("n").unwrap().as_materialized_series().clone();
+        assert_eq!(n.sum::<i64>().unwrap(), 40, "every evaluation counted once");
+        // A rowid far beyond the number of calls switches the rowid map to a hash map.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE calls SET rowid = 1000000000000 WHERE id = 'c07'",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let sparse = latency_by_agent_day(&path);
+        assert!(
+            sparse.equals_missing(&dense),
+            "{sparse:?} against {dense:?}"
+        );
+    }
 
     #[test]
     fn percentile_interpolates_like_numpy() {
