@@ -27,16 +27,7 @@ use super::output::{with_temporal_as_text, Provenance};
 use super::QueryError;
 
 /// The tables exported when none are named: every table that holds call content.
-pub const DEFAULT_TABLES: &[&str] = &[
-    "calls",
-    "evaluations",
-    "participants",
-    "tool_calls",
-    "call_events",
-    "call_tags",
-    "custom_metrics",
-    "transcript_turns",
-];
+pub const DEFAULT_TABLES: &[&str] = &crate::store::CALL_CONTENT_TABLES;
 
 /// Rows read from SQLite and written per row group.
 pub const CHUNK_ROWS: usize = 65_536;

@@ -756,8 +756,10 @@ pub fn id_hash(id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
-/// Tables whose rows belong to one call, keyed by (provider, call_id).
-const CALL_CHILD_TABLES: [&str; 7] = [
+/// Tables that hold call content: `calls`, then the tables whose rows belong to one call,
+/// keyed by (provider, call_id).
+pub const CALL_CONTENT_TABLES: [&str; 8] = [
+    "calls",
     "evaluations",
     "participants",
     "tool_calls",
@@ -772,7 +774,7 @@ const CALL_CHILD_TABLES: [&str; 7] = [
 /// The writer's connection keeps foreign keys off (see `Archive::open`), so the children
 /// go here rather than through `ON DELETE CASCADE`.
 pub(crate) fn remove_call(conn: &Connection, provider: &str, id: &str) -> rusqlite::Result<usize> {
-    for table in CALL_CHILD_TABLES {
+    for table in &CALL_CONTENT_TABLES[1..] {
         conn.prepare_cached(&format!(
             "DELETE FROM {table} WHERE provider = ?1 AND call_id = ?2"
         ))?

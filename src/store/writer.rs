@@ -130,6 +130,18 @@ mod tests {
         Ok(())
     }
 
+    /// The marker rows the archive at `path` kept.
+    fn marks(path: &std::path::Path) -> Vec<String> {
+        let conn = Archive::open_read_only(path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT scope FROM sync_state ORDER BY scope")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
     #[test]
     fn a_failing_job_takes_its_whole_group_back_and_later_jobs_still_commit() {
         let dir = tempfile::tempdir().unwrap();
@@ -166,15 +178,7 @@ mod tests {
             "{failing:?}"
         );
         assert!(later.is_ok(), "{later:?}");
-        let conn = Archive::open_read_only(&path).unwrap();
-        let kept: Vec<String> = conn
-            .prepare("SELECT scope FROM sync_state ORDER BY scope")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(kept, ["later"]);
+        assert_eq!(marks(&path), ["later"]);
     }
 
     #[test]
@@ -185,14 +189,6 @@ mod tests {
         assert!(mark(&mut archive, "failing", true).is_err());
         mark(&mut archive, "kept", false).unwrap();
         drop(archive);
-        let conn = Archive::open_read_only(&path).unwrap();
-        let kept: Vec<String> = conn
-            .prepare("SELECT scope FROM sync_state")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(kept, ["kept"]);
+        assert_eq!(marks(&path), ["kept"]);
     }
 }
