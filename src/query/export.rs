@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use polars::prelude::{
     CsvWriter, DataFrame, IdxCa, IdxSize, ParquetWriter, PolarsError, SerWriter,
@@ -336,17 +337,74 @@ fn export_table(
     })
 }
 
+/// One chunk of rows on its way to the files: the frame and, when partitioned, each row's
+/// partition folder as an index into the folders named so far.
+struct Chunk {
+    frame: DataFrame,
+    row_folder: Vec<u32>,
+    /// Folders first seen in this chunk, in index order.
+    new_folders: Vec<PathBuf>,
+}
+
+/// Reads the table on this thread while another encodes and writes the previous chunk, so
+/// SQLite and Parquet compression overlap. Returns the number of rows.
 fn write_chunks(
     conn: &Connection,
     plan: &Plan,
     partition: Partitioning,
     parts: &mut Parts<'_>,
 ) -> Result<u64, QueryError> {
+    let (sender, chunks) = std::sync::mpsc::sync_channel::<Chunk>(1);
+    std::thread::scope(|scope| {
+        let partitioned = plan.keys > 0;
+        let writer = scope.spawn(move || write_parts(&chunks, partitioned, parts));
+        let read = read_chunks(conn, plan, partition, &sender);
+        drop(sender);
+        let written = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // A failed write ends the read early, so the writer's error is the one to report.
+        written.and(read)
+    })
+}
+
+fn write_parts(
+    chunks: &Receiver<Chunk>,
+    partitioned: bool,
+    parts: &mut Parts<'_>,
+) -> Result<(), QueryError> {
+    let mut folders: Vec<PathBuf> = Vec::new();
+    for chunk in chunks {
+        folders.extend(chunk.new_folders);
+        if !partitioned {
+            parts.write(Path::new(""), &chunk.frame)?;
+            continue;
+        }
+        let mut indices: Vec<Vec<IdxSize>> = vec![Vec::new(); folders.len()];
+        for (row, f) in chunk.row_folder.iter().enumerate() {
+            indices[*f as usize].push(row as IdxSize);
+        }
+        for (f, idx) in indices.into_iter().enumerate() {
+            if idx.is_empty() {
+                continue;
+            }
+            let part = chunk.frame.take(&IdxCa::from_vec("idx".into(), idx))?;
+            parts.write(&folders[f], &part)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_chunks(
+    conn: &Connection,
+    plan: &Plan,
+    partition: Partitioning,
+    chunks: &SyncSender<Chunk>,
+) -> Result<u64, QueryError> {
     let width = plan.names.len();
     let mut builder = FrameBuilder::new(plan.names.clone(), plan.kinds.clone(), CHUNK_ROWS);
-    // Partition folder of each row of the chunk, as an index into `folders`.
     let mut row_folder: Vec<u32> = Vec::with_capacity(CHUNK_ROWS);
-    let mut folders: Vec<PathBuf> = Vec::new();
+    let mut new_folders: Vec<PathBuf> = Vec::new();
     let mut folder_index: HashMap<String, u32> = HashMap::new();
     let mut key = String::new();
     let mut total = 0u64;
@@ -356,76 +414,65 @@ fn write_chunks(
         .collect();
     let mut stmt = conn.prepare(&plan.sql)?;
     let mut rows = stmt.raw_query();
-    let mut flush = |builder: &mut FrameBuilder,
-                     row_folder: &mut Vec<u32>,
-                     folders: &[PathBuf]|
-     -> Result<(), QueryError> {
-        let df = builder.take()?;
-        if plan.keys == 0 {
-            parts.write(Path::new(""), &df)?;
-            return Ok(());
-        }
-        let mut indices: Vec<Vec<IdxSize>> = vec![Vec::new(); folders.len()];
-        for (row, f) in row_folder.iter().enumerate() {
-            indices[*f as usize].push(row as IdxSize);
-        }
-        row_folder.clear();
-        for (f, idx) in indices.into_iter().enumerate() {
-            if idx.is_empty() {
-                continue;
+    let mut more = true;
+    while more {
+        more = false;
+        while let Some(row) = rows.next()? {
+            let mut values: Vec<ValueRef<'_>> = Vec::with_capacity(width);
+            for i in 0..width {
+                values.push(row.get_ref(i)?);
             }
-            let part = df.take(&IdxCa::from_vec("idx".into(), idx))?;
-            parts.write(&folders[f], &part)?;
-        }
-        Ok(())
-    };
-    while let Some(row) = rows.next()? {
-        let mut values: Vec<ValueRef<'_>> = Vec::with_capacity(width);
-        for i in 0..width {
-            values.push(row.get_ref(i)?);
-        }
-        builder.push(values).map_err(|e| match e {
-            QueryError::Mismatch {
-                column,
-                kind,
-                value,
-            } => QueryError::Mismatch {
-                column: format!("{}.{column}", plan.table),
-                kind,
-                value,
-            },
-            other => other,
-        })?;
-        if plan.keys > 0 {
-            key.clear();
-            for (k, name) in key_names.iter().enumerate() {
-                if k > 0 {
-                    key.push('/');
+            builder.push(values).map_err(|e| match e {
+                QueryError::Mismatch {
+                    column,
+                    kind,
+                    value,
+                } => QueryError::Mismatch {
+                    column: format!("{}.{column}", plan.table),
+                    kind,
+                    value,
+                },
+                other => other,
+            })?;
+            if plan.keys > 0 {
+                key.clear();
+                for (k, name) in key_names.iter().enumerate() {
+                    if k > 0 {
+                        key.push('/');
+                    }
+                    let value = match row.get_ref(width + k)? {
+                        ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+                        _ => None,
+                    };
+                    key.push_str(&hive_segment(name, value));
                 }
-                let value = match row.get_ref(width + k)? {
-                    ValueRef::Text(t) => std::str::from_utf8(t).ok(),
-                    _ => None,
+                let f = match folder_index.get(&key) {
+                    Some(f) => *f,
+                    None => {
+                        let f = folder_index.len() as u32;
+                        new_folders.push(PathBuf::from(&key));
+                        folder_index.insert(key.clone(), f);
+                        f
+                    }
                 };
-                key.push_str(&hive_segment(name, value));
+                row_folder.push(f);
             }
-            let f = match folder_index.get(&key) {
-                Some(f) => *f,
-                None => {
-                    let f = folders.len() as u32;
-                    folders.push(PathBuf::from(&key));
-                    folder_index.insert(key.clone(), f);
-                    f
-                }
+            total += 1;
+            if builder.rows() >= CHUNK_ROWS {
+                more = true;
+                break;
+            }
+        }
+        if more || builder.rows() > 0 || total == 0 {
+            let chunk = Chunk {
+                frame: builder.take()?,
+                row_folder: std::mem::replace(&mut row_folder, Vec::with_capacity(CHUNK_ROWS)),
+                new_folders: std::mem::take(&mut new_folders),
             };
-            row_folder.push(f);
+            if chunks.send(chunk).is_err() {
+                break;
+            }
         }
-        total += 1;
-        if builder.rows() >= CHUNK_ROWS {
-            flush(&mut builder, &mut row_folder, &folders)?;
-        }
-    }
-    if builder.rows() > 0 || total == 0 {
-        flush(&mut builder, &mut row_folder, &folders)?;
     }
     Ok(total)
 }

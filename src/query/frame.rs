@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use chrono::{NaiveDate, TimeZone as _, Utc};
 use polars::prelude::{
     Column, DataFrame, DataType, DatetimeChunked, IntoColumn, IntoSeries, NamedFrom, PolarsError,
-    Series, TimeUnit, TimeZone,
+    Series, StringChunkedBuilder, TimeUnit, TimeZone,
 };
 use rusqlite::types::ValueRef;
 
@@ -198,7 +198,8 @@ enum Cells {
     Boolean(Vec<Option<bool>>),
     Integer(Vec<Option<i64>>),
     Float(Vec<Option<f64>>),
-    Text(Vec<Option<String>>),
+    /// Appended straight into Arrow's string views: no allocation per value.
+    Text(StringChunkedBuilder),
     Timestamp(Vec<Option<i64>>),
     Date(Vec<Option<i32>>),
 }
@@ -209,7 +210,7 @@ impl Cells {
             ColumnKind::Boolean => Cells::Boolean(Vec::with_capacity(capacity)),
             ColumnKind::Integer => Cells::Integer(Vec::with_capacity(capacity)),
             ColumnKind::Float => Cells::Float(Vec::with_capacity(capacity)),
-            ColumnKind::Text => Cells::Text(Vec::with_capacity(capacity)),
+            ColumnKind::Text => Cells::Text(StringChunkedBuilder::new("".into(), capacity)),
             ColumnKind::Timestamp => Cells::Timestamp(Vec::with_capacity(capacity)),
             ColumnKind::Date => Cells::Date(Vec::with_capacity(capacity)),
         }
@@ -217,24 +218,12 @@ impl Cells {
 
     /// Appends one value; `false` when it does not fit the column's kind.
     fn push(&mut self, value: ValueRef<'_>) -> bool {
-        let text = |v: ValueRef<'_>| -> Option<String> {
-            match v {
-                ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-                ValueRef::Integer(i) => Some(i.to_string()),
-                ValueRef::Real(f) => Some(f.to_string()),
-                ValueRef::Blob(b) => Some(b.iter().fold(String::new(), |mut s, byte| {
-                    let _ = write!(s, "{byte:02x}");
-                    s
-                })),
-                ValueRef::Null => None,
-            }
-        };
         if let ValueRef::Null = value {
             match self {
                 Cells::Boolean(v) => v.push(None),
                 Cells::Integer(v) | Cells::Timestamp(v) => v.push(None),
                 Cells::Float(v) => v.push(None),
-                Cells::Text(v) => v.push(None),
+                Cells::Text(v) => v.append_null(),
                 Cells::Date(v) => v.push(None),
             }
             return true;
@@ -255,7 +244,19 @@ impl Cells {
                 ValueRef::Real(f) => v.push(Some(f)),
                 _ => return false,
             },
-            Cells::Text(v) => v.push(text(value)),
+            Cells::Text(v) => match value {
+                ValueRef::Text(t) => match std::str::from_utf8(t) {
+                    Ok(t) => v.append_value(t),
+                    Err(_) => v.append_value(String::from_utf8_lossy(t)),
+                },
+                ValueRef::Integer(i) => v.append_value(i.to_string()),
+                ValueRef::Real(f) => v.append_value(f.to_string()),
+                ValueRef::Blob(b) => v.append_value(b.iter().fold(String::new(), |mut s, byte| {
+                    let _ = write!(s, "{byte:02x}");
+                    s
+                })),
+                ValueRef::Null => v.append_null(),
+            },
             Cells::Timestamp(v) => match value {
                 ValueRef::Text(t) => match std::str::from_utf8(t).ok().and_then(parse_millis) {
                     Some(ms) => v.push(Some(ms)),
@@ -280,7 +281,11 @@ impl Cells {
             Cells::Boolean(v) => Series::new(name, v),
             Cells::Integer(v) => Series::new(name, v),
             Cells::Float(v) => Series::new(name, v),
-            Cells::Text(v) => Series::new(name, v),
+            Cells::Text(v) => {
+                let mut strings = v.finish();
+                strings.rename(name);
+                strings.into_series()
+            }
             Cells::Timestamp(v) => {
                 let ints = polars::prelude::Int64Chunked::new(name, v);
                 let dt: DatetimeChunked =

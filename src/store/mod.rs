@@ -10,6 +10,7 @@
 //! HTTP.
 
 pub mod journal;
+mod migrations;
 mod writer;
 
 use std::collections::HashSet;
@@ -25,11 +26,11 @@ pub use writer::ArchiveWriter;
 use crate::providers::{CallRecord, ProviderKind, StreamState};
 use crate::time::{format_timestamp, parse_timestamp};
 
-/// The whole schema of a new archive.
+/// Version 1 of the schema; `migrations::STEPS` bring it to `SCHEMA_VERSION`.
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 1 + migrations::STEPS.len() as i64;
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
@@ -50,6 +51,12 @@ const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("cannot upgrade the archive to schema {version}: {source}")]
+    Upgrade {
+        version: i64,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("{path} is not a SQLite database; callvault left it untouched")]
     NotSqlite { path: PathBuf },
     #[error(
@@ -291,8 +298,21 @@ impl Archive {
         // page quadratic. A sub-journal that spilled to a file is not truncated.
         if version == 0 {
             conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA}; PRAGMA user_version = 1; COMMIT;"
             ))?;
+        }
+        // `version` is known to be between 0 and SCHEMA_VERSION here.
+        let mut at = version.max(1);
+        for step in &migrations::STEPS[(at - 1) as usize..] {
+            at += 1;
+            tracing::info!("upgrading the archive's schema to version {at}");
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {step} PRAGMA user_version = {at}; COMMIT;"
+            ))
+            .map_err(|source| StoreError::Upgrade {
+                version: at,
+                source,
+            })?;
         }
         Ok(Archive { conn, group: None })
     }
@@ -1075,6 +1095,44 @@ mod tests {
             Err(StoreError::ForeignDatabase { .. })
         ));
         assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn an_archive_at_version_1_is_upgraded_and_keeps_its_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "{SCHEMA}; PRAGMA user_version = 1;
+                 INSERT INTO calls (provider, id, agent_id, created_at, summary, raw_json,
+                                    raw_hash, synced_at)
+                 VALUES ('bluejay', 'c1', 'a', '2026-11-02T09:15:00.000Z', 'kept', '{{}}', 0,
+                         '2026-11-02T10:00:00.000Z');"
+            ))
+            .unwrap();
+        drop(Archive::open(&path).unwrap());
+        let conn = Archive::open_read_only(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let summary: String = conn
+            .query_row("SELECT summary FROM calls WHERE id = 'c1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(summary, "kept");
+        // The export's scan of typed columns reads the narrow index, not the wide rows.
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id, summary, synced_at, substr(created_at, 1, 10)
+                 FROM calls",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("COVERING INDEX calls_columns"), "{plan}");
     }
 
     #[test]
