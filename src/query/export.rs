@@ -7,7 +7,7 @@
 //! are closed and later rows start new parts. Column types come from the declared schema
 //! (`frame::declared_kind`), so every chunk has the same schema. All tables are read in one
 //! read transaction, so the export is one consistent snapshot even while a sync writes.
-//! `raw_json` and `raw_hash` are left out unless asked for. Partition columns live in the
+//! `raw_json` and `raw_hash` are left out unless asked for, `seq` and `call_seq` always. Partition columns live in the
 //! folder names only (the hive convention); `day` is the UTC date of the call's `created_at`,
 //! for child tables too. Each table is written into a hidden folder first and renamed into
 //! place when complete, so a failed export never leaves a half table.
@@ -38,6 +38,10 @@ const MAX_OPEN_FILES: usize = 128;
 
 /// Columns that hold the record as received, left out unless `with_raw`.
 const RAW_COLUMNS: &[&str] = &["raw_json", "raw_hash"];
+
+/// The archive's own row order (`calls.seq` and the parts' `call_seq`), meaningless outside
+/// it: a call is exported by (provider, id).
+const LAYOUT_COLUMNS: &[&str] = &["seq", "call_seq"];
 
 /// The file formats of `export`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -157,6 +161,9 @@ fn plan(conn: &Connection, options: &ExportOptions, table: &str) -> Result<Plan,
     if part.day {
         if table == "calls" {
             keys.push("substr(t.created_at, 1, 10)".into());
+        } else if has("call_seq") {
+            keys.push("substr(c.created_at, 1, 10)".into());
+            join = "LEFT JOIN calls c ON c.seq = t.call_seq".into();
         } else if has("provider") && has("call_id") {
             keys.push("substr(c.created_at, 1, 10)".into());
             join = "LEFT JOIN calls c ON c.provider = t.provider AND c.id = t.call_id".into();
@@ -167,6 +174,7 @@ fn plan(conn: &Connection, options: &ExportOptions, table: &str) -> Result<Plan,
     let file_columns: Vec<&(String, Option<String>)> = columns
         .iter()
         .filter(|(c, _)| options.with_raw || !RAW_COLUMNS.contains(&c.as_str()))
+        .filter(|(c, _)| !LAYOUT_COLUMNS.contains(&c.as_str()))
         .filter(|(c, _)| !(part.provider && c == "provider"))
         .collect();
     let select: Vec<String> = file_columns

@@ -330,7 +330,8 @@ impl Archive {
                     .execute(params![p, r.call_id])?,
                 DeleteMode::Redact => {
                     tx.prepare_cached(
-                        "DELETE FROM transcript_turns WHERE provider = ?1 AND call_id = ?2",
+                        "DELETE FROM transcript_turns
+                         WHERE call_seq = (SELECT seq FROM calls WHERE provider = ?1 AND id = ?2)",
                     )?
                     .execute(params![p, r.call_id])?;
                     tx.prepare_cached(

@@ -16,4 +16,130 @@ pub(crate) const STEPS: &[&str] = &[
         end_reason, ended_by, redacted_at, metadata_json, annotations_json,
         extra_metrics_json, settled, synced_at
     );",
+    // 3: a call's parts are stored in the order calls arrive. Each call gets `seq`, one more
+    // than the largest so far (unlike the rowid, VACUUM keeps it), and the tables of its parts
+    // are keyed by (call_seq, ...) instead of the random (provider, call_id): a sync appends
+    // them at the end of each table instead of writing into pages all over the file, which
+    // had cut the store's rate from about 3,500 to 1,300 calls a second by 300,000 calls.
+    // provider and call_id stay in every row, for joins.
+    "ALTER TABLE calls ADD COLUMN seq INTEGER;
+    UPDATE calls SET seq = rowid;
+    CREATE UNIQUE INDEX calls_seq ON calls (seq);
+    CREATE TABLE participants_v3 (
+        provider TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        role TEXT,
+        spoke_first INTEGER,
+        name TEXT,
+        phone_number TEXT,
+        call_seq INTEGER NOT NULL,
+        PRIMARY KEY (call_seq, idx),
+        FOREIGN KEY (call_seq) REFERENCES calls (seq) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    INSERT INTO participants_v3 (provider, call_id, idx, role, spoke_first, name, phone_number, call_seq)
+        SELECT t.provider, t.call_id, t.idx, t.role, t.spoke_first, t.name, t.phone_number, c.seq
+        FROM calls c JOIN participants t ON t.provider = c.provider AND t.call_id = c.id
+        ORDER BY c.seq;
+    DROP TABLE participants;
+    ALTER TABLE participants_v3 RENAME TO participants;
+    CREATE TABLE tool_calls_v3 (
+        provider TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        name TEXT,
+        start_offset_ms INTEGER,
+        description TEXT,
+        parameters_json TEXT,
+        output_json TEXT,
+        call_seq INTEGER NOT NULL,
+        PRIMARY KEY (call_seq, idx),
+        FOREIGN KEY (call_seq) REFERENCES calls (seq) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    INSERT INTO tool_calls_v3 (provider, call_id, idx, name, start_offset_ms, description, parameters_json, output_json, call_seq)
+        SELECT t.provider, t.call_id, t.idx, t.name, t.start_offset_ms, t.description, t.parameters_json, t.output_json, c.seq
+        FROM calls c JOIN tool_calls t ON t.provider = c.provider AND t.call_id = c.id
+        ORDER BY c.seq;
+    DROP TABLE tool_calls;
+    ALTER TABLE tool_calls_v3 RENAME TO tool_calls;
+    CREATE TABLE call_events_v3 (
+        provider TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        title TEXT,
+        description TEXT,
+        start_offset_ms INTEGER,
+        end_offset_ms INTEGER,
+        tags_json TEXT,
+        metadata_json TEXT,
+        call_seq INTEGER NOT NULL,
+        PRIMARY KEY (call_seq, idx),
+        FOREIGN KEY (call_seq) REFERENCES calls (seq) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    INSERT INTO call_events_v3 (provider, call_id, idx, title, description, start_offset_ms, end_offset_ms, tags_json, metadata_json, call_seq)
+        SELECT t.provider, t.call_id, t.idx, t.title, t.description, t.start_offset_ms, t.end_offset_ms, t.tags_json, t.metadata_json, c.seq
+        FROM calls c JOIN call_events t ON t.provider = c.provider AND t.call_id = c.id
+        ORDER BY c.seq;
+    DROP TABLE call_events;
+    ALTER TABLE call_events_v3 RENAME TO call_events;
+    CREATE TABLE call_tags_v3 (
+        provider TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        call_seq INTEGER NOT NULL,
+        PRIMARY KEY (call_seq, tag),
+        FOREIGN KEY (call_seq) REFERENCES calls (seq) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    INSERT INTO call_tags_v3 (provider, call_id, tag, call_seq)
+        SELECT t.provider, t.call_id, t.tag, c.seq
+        FROM calls c JOIN call_tags t ON t.provider = c.provider AND t.call_id = c.id
+        ORDER BY c.seq;
+    DROP TABLE call_tags;
+    ALTER TABLE call_tags_v3 RENAME TO call_tags;
+    CREATE TABLE custom_metrics_v3 (
+        provider TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        evaluation_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        name TEXT,
+        description TEXT,
+        response_type TEXT,
+        response_value TEXT,
+        reasoning TEXT,
+        min_value REAL,
+        max_value REAL,
+        category TEXT,
+        tags_json TEXT,
+        scoring_guidance TEXT,
+        enum_options_json TEXT,
+        call_seq INTEGER NOT NULL,
+        PRIMARY KEY (call_seq, evaluation_id, idx),
+        FOREIGN KEY (call_seq) REFERENCES calls (seq) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    INSERT INTO custom_metrics_v3 (provider, call_id, evaluation_id, idx, name, description, response_type, response_value, reasoning, min_value, max_value, category, tags_json, scoring_guidance, enum_options_json, call_seq)
+        SELECT t.provider, t.call_id, t.evaluation_id, t.idx, t.name, t.description, t.response_type, t.response_value, t.reasoning, t.min_value, t.max_value, t.category, t.tags_json, t.scoring_guidance, t.enum_options_json, c.seq
+        FROM calls c JOIN custom_metrics t ON t.provider = c.provider AND t.call_id = c.id
+        ORDER BY c.seq;
+    DROP TABLE custom_metrics;
+    ALTER TABLE custom_metrics_v3 RENAME TO custom_metrics;
+    CREATE TABLE transcript_turns_v3 (
+        provider TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        role TEXT,
+        text TEXT,
+        start_ms INTEGER,
+        end_ms INTEGER,
+        stt_ttfb_ms REAL,
+        tts_ttfb_ms REAL,
+        call_seq INTEGER NOT NULL,
+        PRIMARY KEY (call_seq, idx),
+        FOREIGN KEY (call_seq) REFERENCES calls (seq) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    INSERT INTO transcript_turns_v3 (provider, call_id, idx, role, text, start_ms, end_ms, stt_ttfb_ms, tts_ttfb_ms, call_seq)
+        SELECT t.provider, t.call_id, t.idx, t.role, t.text, t.start_ms, t.end_ms, t.stt_ttfb_ms, t.tts_ttfb_ms, c.seq
+        FROM calls c JOIN transcript_turns t ON t.provider = c.provider AND t.call_id = c.id
+        ORDER BY c.seq;
+    DROP TABLE transcript_turns;
+    ALTER TABLE transcript_turns_v3 RENAME TO transcript_turns;",
 ];

@@ -776,8 +776,8 @@ pub fn id_hash(id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
-/// Tables that hold call content: `calls`, then the tables whose rows belong to one call,
-/// keyed by (provider, call_id).
+/// Tables that hold call content: `calls`, `evaluations` (found by (provider, call_id)),
+/// then `CALL_PART_TABLES`.
 pub const CALL_CONTENT_TABLES: [&str; 8] = [
     "calls",
     "evaluations",
@@ -789,19 +789,31 @@ pub const CALL_CONTENT_TABLES: [&str; 8] = [
     "transcript_turns",
 ];
 
+/// The tables of a call's parts, keyed by the call's `seq` (`call_seq`), so that a call's
+/// parts sit together and new calls append to them (schema 3).
+const CALL_PART_TABLES: &[&str] = CALL_CONTENT_TABLES.split_at(2).1;
+
 /// Removes a call and every row that belongs to it; returns the calls removed (0 or 1).
 ///
 /// The writer's connection keeps foreign keys off (see `Archive::open`), so the children
 /// go here rather than through `ON DELETE CASCADE`.
 pub(crate) fn remove_call(conn: &Connection, provider: &str, id: &str) -> rusqlite::Result<usize> {
-    for table in &CALL_CONTENT_TABLES[1..] {
-        conn.prepare_cached(&format!(
-            "DELETE FROM {table} WHERE provider = ?1 AND call_id = ?2"
-        ))?
-        .execute(params![provider, id])?;
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM calls WHERE provider = ?1 AND id = ?2")?
+        .query_row(params![provider, id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let Some(seq) = seq else {
+        return Ok(0);
+    };
+    for table in CALL_PART_TABLES {
+        conn.prepare_cached(&format!("DELETE FROM {table} WHERE call_seq = ?1"))?
+            .execute([seq])?;
     }
-    conn.prepare_cached("DELETE FROM calls WHERE provider = ?1 AND id = ?2")?
-        .execute(params![provider, id])
+    conn.prepare_cached("DELETE FROM evaluations WHERE provider = ?1 AND call_id = ?2")?
+        .execute(params![provider, id])?;
+    conn.prepare_cached("DELETE FROM calls WHERE seq = ?1")?
+        .execute([seq])
 }
 
 fn upsert_call(
@@ -846,13 +858,16 @@ fn upsert_call(
             counts.new += 1;
         }
     }
+    let seq: i64 = tx
+        .prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM calls")?
+        .query_row([], |r| r.get(0))?;
     tx.prepare_cached(
         "INSERT INTO calls (provider, id, agent_id, external_agent_id, status, created_at,
             start_time, end_time, duration_ms, call_direction, interface, recording_url,
             transcript_url, summary, end_reason, ended_by, redacted_at, metadata_json,
-            annotations_json, extra_metrics_json, raw_json, raw_hash, settled, synced_at)
+            annotations_json, extra_metrics_json, raw_json, raw_hash, settled, synced_at, seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
     )?
     .execute(params![
         p,
@@ -879,18 +894,19 @@ fn upsert_call(
         hash,
         call.settled,
         now,
+        seq,
     ])?;
-    insert_children(tx, p, call)?;
+    insert_children(tx, p, call, seq)?;
     counts.evaluations += call.evaluations.len() as u64;
     Ok(())
 }
 
-fn insert_children(tx: &Connection, p: &str, call: &CallRecord) -> rusqlite::Result<()> {
+fn insert_children(tx: &Connection, p: &str, call: &CallRecord, seq: i64) -> rusqlite::Result<()> {
     let id = &call.id;
     if !call.participants.is_empty() {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO participants (provider, call_id, idx, role, spoke_first, name, phone_number)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO participants (provider, call_id, idx, role, spoke_first, name, phone_number,
+                call_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for (i, x) in call.participants.iter().enumerate() {
             stmt.execute(params![
@@ -900,14 +916,15 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord) -> rusqlite::Res
                 x.role,
                 x.spoke_first,
                 x.name,
-                x.phone_number
+                x.phone_number,
+                seq
             ])?;
         }
     }
     if !call.tool_calls.is_empty() {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO tool_calls (provider, call_id, idx, name, start_offset_ms, description,
-                parameters_json, output_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                parameters_json, output_json, call_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for (i, x) in call.tool_calls.iter().enumerate() {
             stmt.execute(params![
@@ -918,14 +935,16 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord) -> rusqlite::Res
                 x.start_offset_ms,
                 x.description,
                 x.parameters_json,
-                x.output_json
+                x.output_json,
+                seq
             ])?;
         }
     }
     if !call.events.is_empty() {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO call_events (provider, call_id, idx, title, description, start_offset_ms,
-                end_offset_ms, tags_json, metadata_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                end_offset_ms, tags_json, metadata_json, call_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for (i, x) in call.events.iter().enumerate() {
             stmt.execute(params![
@@ -937,22 +956,23 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord) -> rusqlite::Res
                 x.start_offset_ms,
                 x.end_offset_ms,
                 x.tags_json,
-                x.metadata_json
+                x.metadata_json,
+                seq
             ])?;
         }
     }
     if !call.tags.is_empty() {
         let mut stmt = tx.prepare_cached(
-            "INSERT OR IGNORE INTO call_tags (provider, call_id, tag) VALUES (?1, ?2, ?3)",
+            "INSERT OR IGNORE INTO call_tags (provider, call_id, tag, call_seq) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for tag in &call.tags {
-            stmt.execute(params![p, id, tag])?;
+            stmt.execute(params![p, id, tag, seq])?;
         }
     }
     if !call.transcript.is_empty() {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO transcript_turns (provider, call_id, idx, role, text, start_ms, end_ms,
-                stt_ttfb_ms, tts_ttfb_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                stt_ttfb_ms, tts_ttfb_ms, call_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for (i, x) in call.transcript.iter().enumerate() {
             stmt.execute(params![
@@ -964,7 +984,8 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord) -> rusqlite::Res
                 x.start_ms,
                 x.end_ms,
                 x.stt_ttfb_ms,
-                x.tts_ttfb_ms
+                x.tts_ttfb_ms,
+                seq
             ])?;
         }
     }
@@ -981,9 +1002,9 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord) -> rusqlite::Res
         {
             // The call lists this evaluation twice: the later listing wins, metrics too.
             tx.prepare_cached(
-                "DELETE FROM custom_metrics WHERE provider = ?1 AND call_id = ?2 AND evaluation_id = ?3",
+                "DELETE FROM custom_metrics WHERE call_seq = ?1 AND evaluation_id = ?2",
             )?
-            .execute(params![p, id, e.id])?;
+            .execute(params![seq, e.id])?;
         }
         tx.prepare_cached(
             "INSERT INTO evaluations (provider, id, call_id, created_at, hallucination,
@@ -1036,8 +1057,8 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord) -> rusqlite::Res
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO custom_metrics (provider, call_id, evaluation_id, idx, name,
                     description, response_type, response_value, reasoning, min_value, max_value,
-                    category, tags_json, scoring_guidance, enum_options_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    category, tags_json, scoring_guidance, enum_options_json, call_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             for (i, m) in e.custom_metrics.iter().enumerate() {
                 stmt.execute(params![
@@ -1055,7 +1076,8 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord) -> rusqlite::Res
                     m.category,
                     m.tags_json,
                     m.scoring_guidance,
-                    m.enum_options_json
+                    m.enum_options_json,
+                    seq
                 ])?;
             }
         }
@@ -1108,7 +1130,10 @@ mod tests {
                  INSERT INTO calls (provider, id, agent_id, created_at, summary, raw_json,
                                     raw_hash, synced_at)
                  VALUES ('bluejay', 'c1', 'a', '2026-11-02T09:15:00.000Z', 'kept', '{{}}', 0,
-                         '2026-11-02T10:00:00.000Z');"
+                         '2026-11-02T10:00:00.000Z');
+                 INSERT INTO call_tags (provider, call_id, tag) VALUES ('bluejay', 'c1', 'vip');
+                 INSERT INTO participants (provider, call_id, idx, role)
+                 VALUES ('bluejay', 'c1', 0, 'AGENT');"
             ))
             .unwrap();
         drop(Archive::open(&path).unwrap());
@@ -1133,6 +1158,23 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("COVERING INDEX calls_columns"), "{plan}");
+        // The call's parts now hang off its seq, and the foreign keys hold.
+        let parts: (i64, String, String) = conn
+            .query_row(
+                "SELECT c.seq, t.tag, p.role FROM calls c
+                 JOIN call_tags t ON t.call_seq = c.seq
+                 JOIN participants p ON p.call_seq = c.seq AND p.call_id = c.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(parts, (1, "vip".to_string(), "AGENT".to_string()));
+        let orphans: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(orphans, 0);
     }
 
     #[test]

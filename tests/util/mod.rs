@@ -134,18 +134,20 @@ pub fn served_calls(server: &SimServer) -> std::collections::BTreeMap<String, Va
 }
 
 /// A dump of every table that holds call content, in a stable order, for comparing archives.
+/// The time of the sync and the archive's own row order (`seq`, `call_seq`) are left out.
 pub fn content_dump(conn: &Connection) -> Vec<String> {
     let tables = [
-        ("calls", "id", "synced_at"),
-        ("evaluations", "id", ""),
-        ("participants", "call_id, idx", ""),
-        ("tool_calls", "call_id, idx", ""),
-        ("call_events", "call_id, idx", ""),
-        ("call_tags", "call_id, tag", ""),
-        ("custom_metrics", "evaluation_id, idx", ""),
+        ("calls", "id"),
+        ("evaluations", "id"),
+        ("participants", "call_id, idx"),
+        ("tool_calls", "call_id, idx"),
+        ("call_events", "call_id, idx"),
+        ("call_tags", "call_id, tag"),
+        ("custom_metrics", "evaluation_id, idx"),
     ];
+    let skip = ["synced_at", "seq", "call_seq"];
     let mut out = Vec::new();
-    for (table, order, skip) in tables {
+    for (table, order) in tables {
         let mut stmt = conn
             .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
             .unwrap();
@@ -154,7 +156,7 @@ pub fn content_dump(conn: &Connection) -> Vec<String> {
             .query_map([], |r| {
                 let mut line = format!("{table}:");
                 for (i, name) in names.iter().enumerate() {
-                    if name != skip {
+                    if !skip.contains(&name.as_str()) {
                         let v: rusqlite::types::Value = r.get(i)?;
                         line.push_str(&format!("{v:?}|"));
                     }
