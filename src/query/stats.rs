@@ -229,51 +229,51 @@ fn text_at<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, 
     })
 }
 
-/// Each call's group by its rowid. The merge join looks calls up in id order, which is random
-/// in rowid order: a dense array stays in cache where a hash map of a million calls misses.
-enum GroupsByRowid {
+/// Each call's group by its seq. Evaluations arrive in call_seq order, so the lookups walk a
+/// dense array front to back where a hash map of a million calls would miss the cache.
+enum GroupsBySeq {
     Dense(Vec<u32>),
-    /// Rowids far beyond the number of calls (a hand-edited archive) would make the array huge.
+    /// Seqs far beyond the number of calls (a hand-edited archive) would make the array huge.
     Sparse(PlHashMap<i64, u32>),
 }
 
-impl GroupsByRowid {
+impl GroupsBySeq {
     const NONE: u32 = u32::MAX;
 
     fn for_calls(conn: &Connection) -> Result<Self, QueryError> {
         let (count, max): (i64, Option<i64>) =
-            conn.query_row("SELECT count(*), max(rowid) FROM calls", [], |r| {
+            conn.query_row("SELECT count(*), max(seq) FROM calls", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         let max = max.unwrap_or(0);
         Ok(if (0..=8 * count + 1_000_000).contains(&max) {
-            GroupsByRowid::Dense(vec![Self::NONE; max as usize + 1])
+            GroupsBySeq::Dense(vec![Self::NONE; max as usize + 1])
         } else {
-            GroupsByRowid::Sparse(PlHashMap::default())
+            GroupsBySeq::Sparse(PlHashMap::default())
         })
     }
 
-    fn insert(&mut self, rowid: i64, group: u32) {
+    fn insert(&mut self, seq: i64, group: u32) {
         match self {
-            GroupsByRowid::Dense(groups) => {
-                if let Some(slot) = usize::try_from(rowid).ok().and_then(|i| groups.get_mut(i)) {
+            GroupsBySeq::Dense(groups) => {
+                if let Some(slot) = usize::try_from(seq).ok().and_then(|i| groups.get_mut(i)) {
                     *slot = group;
                 }
             }
-            GroupsByRowid::Sparse(groups) => {
-                groups.insert(rowid, group);
+            GroupsBySeq::Sparse(groups) => {
+                groups.insert(seq, group);
             }
         }
     }
 
-    fn get(&self, rowid: i64) -> Option<u32> {
+    fn get(&self, seq: i64) -> Option<u32> {
         match self {
-            GroupsByRowid::Dense(groups) => usize::try_from(rowid)
+            GroupsBySeq::Dense(groups) => usize::try_from(seq)
                 .ok()
                 .and_then(|i| groups.get(i))
                 .copied()
                 .filter(|g| *g != Self::NONE),
-            GroupsByRowid::Sparse(groups) => groups.get(&rowid).copied(),
+            GroupsBySeq::Sparse(groups) => groups.get(&seq).copied(),
         }
     }
 }
@@ -291,11 +291,12 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
     let mut group_index: PlHashMap<String, u32> = PlHashMap::default();
     let mut groups: Vec<(Vec<Option<String>>, Vec<f64>)> = Vec::new();
     let mut key = String::new();
-    // Narrow reads that SQLite answers from covering indexes (the calls rows themselves, with
-    // their raw JSON, are large): first each call's group by rowid.
-    let mut group_of_rowid = GroupsByRowid::for_calls(conn)?;
+    // Two narrow reads that SQLite answers from covering indexes (the calls rows themselves,
+    // with their raw JSON, are large): each call's group by its seq, then the evaluations'
+    // (call_seq, latency) pairs.
+    let mut group_of_seq = GroupsBySeq::for_calls(conn)?;
     let groups_sql = format!(
-        "SELECT c.rowid, c.provider, c.agent_id, substr(c.created_at, 1, 10) FROM calls c
+        "SELECT c.seq, c.provider, c.agent_id, substr(c.created_at, 1, 10) FROM calls c
          WHERE 1 {}",
         since_filter(options)
     );
@@ -309,7 +310,9 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
     let mut last_key = String::new();
     let mut last_group: Option<u32> = None;
     while let Some(row) = rows.next()? {
-        let rowid: i64 = row.get(0)?;
+        let Some(seq) = row.get::<_, Option<i64>>(0)? else {
+            continue;
+        };
         let mut parts: [Option<&str>; 3] = [None; 3];
         let mut used = 0;
         if by.agent {
@@ -350,46 +353,22 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
                 g
             }
         };
-        group_of_rowid.insert(rowid, group);
+        group_of_seq.insert(seq, group);
     }
     drop(rows);
     drop(stmt);
 
-    // A merge join of two covering-index scans in the same (provider, id) order: each
-    // evaluation meets its call with no per-call key allocated or hashed.
-    let mut calls_stmt =
-        conn.prepare("SELECT provider, id, rowid FROM calls ORDER BY provider, id")?;
-    let mut calls = calls_stmt.raw_query();
     let mut evals_stmt = conn.prepare(
-        "SELECT provider, call_id, avg_agent_latency FROM evaluations
-         WHERE avg_agent_latency IS NOT NULL ORDER BY provider, call_id",
+        "SELECT call_seq, avg_agent_latency FROM evaluations
+         WHERE call_seq IS NOT NULL AND avg_agent_latency IS NOT NULL",
     )?;
     let mut evals = evals_stmt.raw_query();
-    let (mut call_provider, mut call_id) = (String::new(), String::new());
-    let mut call_group: Option<u32> = None;
-    let mut calls_done = false;
     while let Some(row) = evals.next()? {
-        let provider = text_at(row, 0)?.unwrap_or("");
-        let id = text_at(row, 1)?.unwrap_or("");
-        while !calls_done && (call_provider.as_str(), call_id.as_str()) < (provider, id) {
-            match calls.next()? {
-                Some(call) => {
-                    call_provider.clear();
-                    call_provider.push_str(text_at(call, 0)?.unwrap_or(""));
-                    call_id.clear();
-                    call_id.push_str(text_at(call, 1)?.unwrap_or(""));
-                    call_group = group_of_rowid.get(call.get(2)?);
-                }
-                None => calls_done = true,
-            }
-        }
-        if (call_provider.as_str(), call_id.as_str()) != (provider, id) {
-            continue; // no such call, or one outside --since
-        }
-        let Some(group) = call_group else {
+        // No such call, or one outside --since: no group.
+        let Some(group) = group_of_seq.get(row.get(0)?) else {
             continue;
         };
-        let value = match row.get_ref(2)? {
+        let value = match row.get_ref(1)? {
             ValueRef::Real(f) => f,
             ValueRef::Integer(i) => i as f64,
             _ => continue,
@@ -400,8 +379,6 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
     }
     drop(evals);
     drop(evals_stmt);
-    drop(calls);
-    drop(calls_stmt);
 
     groups.retain(|(_, values)| !values.is_empty());
     groups.sort_by(|a, b| a.0.cmp(&b.0));
@@ -456,7 +433,7 @@ mod tests {
     }
 
     #[test]
-    fn far_flung_rowids_give_the_same_figures() {
+    fn far_flung_seqs_give_the_same_figures() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
         let mut archive = Archive::open(&path).unwrap();
@@ -483,11 +460,11 @@ mod tests {
         assert_eq!(dense.height(), 12, "3 agents x 4 days");
         let n = dense.column("n").unwrap().as_materialized_series().clone();
         assert_eq!(n.sum::<i64>().unwrap(), 40, "every evaluation counted once");
-        // A rowid far beyond the number of calls switches the rowid map to a hash map.
+        // A seq far beyond the number of calls switches the seq map to a hash map.
         let conn = Connection::open(&path).unwrap();
-        conn.execute(
-            "UPDATE calls SET rowid = 1000000000000 WHERE id = 'c07'",
-            [],
+        conn.execute_batch(
+            "UPDATE calls SET seq = 1000000000000 WHERE id = 'c07';
+             UPDATE evaluations SET call_seq = 1000000000000 WHERE call_id = 'c07';",
         )
         .unwrap();
         drop(conn);

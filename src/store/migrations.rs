@@ -21,10 +21,20 @@ pub(crate) const STEPS: &[&str] = &[
     // are keyed by (call_seq, ...) instead of the random (provider, call_id): a sync appends
     // them at the end of each table instead of writing into pages all over the file, which
     // had cut the store's rate from about 3,500 to 1,300 calls a second by 300,000 calls.
-    // provider and call_id stay in every row, for joins.
+    // provider and call_id stay in every row, for joins. Evaluations keep their own
+    // (provider, id) key and the (provider, call_id) index for lookups by call, and also get
+    // call_seq: `stats latency` then meets each evaluation with its call's group by number
+    // (evaluations_seq against calls_agent_created), not by comparing id strings.
     "ALTER TABLE calls ADD COLUMN seq INTEGER;
     UPDATE calls SET seq = rowid;
     CREATE UNIQUE INDEX calls_seq ON calls (seq);
+    DROP INDEX calls_agent_created;
+    CREATE INDEX calls_agent_created ON calls (provider, agent_id, created_at, seq);
+    ALTER TABLE evaluations ADD COLUMN call_seq INTEGER;
+    UPDATE evaluations SET call_seq = (
+        SELECT c.seq FROM calls c WHERE c.provider = evaluations.provider AND c.id = evaluations.call_id
+    );
+    CREATE INDEX evaluations_seq ON evaluations (call_seq, avg_agent_latency);
     CREATE TABLE participants_v3 (
         provider TEXT NOT NULL,
         call_id TEXT NOT NULL,

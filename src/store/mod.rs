@@ -776,8 +776,8 @@ pub fn id_hash(id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
-/// Tables that hold call content: `calls`, `evaluations` (found by (provider, call_id)),
-/// then `CALL_PART_TABLES`.
+/// Tables that hold call content: `calls`, `evaluations` (with their own key, and the
+/// call's `call_seq`), then `CALL_PART_TABLES`.
 pub const CALL_CONTENT_TABLES: [&str; 8] = [
     "calls",
     "evaluations",
@@ -810,8 +810,8 @@ pub(crate) fn remove_call(conn: &Connection, provider: &str, id: &str) -> rusqli
         conn.prepare_cached(&format!("DELETE FROM {table} WHERE call_seq = ?1"))?
             .execute([seq])?;
     }
-    conn.prepare_cached("DELETE FROM evaluations WHERE provider = ?1 AND call_id = ?2")?
-        .execute(params![provider, id])?;
+    conn.prepare_cached("DELETE FROM evaluations WHERE call_seq = ?1")?
+        .execute([seq])?;
     conn.prepare_cached("DELETE FROM calls WHERE seq = ?1")?
         .execute([seq])
 }
@@ -1015,9 +1015,9 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord, seq: i64) -> rus
                 p95_filler_ignored_latency, p99_filler_ignored_latency, num_turns, call_summary,
                 custom_evals_json, custom_evals_success_rate, pronunciation_score,
                 pronunciation_reasoning, sentiment_label, sentiment_score, sentiment_scores_json,
-                raw_json)
+                raw_json, call_seq)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
         )?
         .execute(params![
             p,
@@ -1052,6 +1052,7 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord, seq: i64) -> rus
             e.sentiment_score,
             e.sentiment_scores_json,
             e.raw_json,
+            seq,
         ])?;
         if !e.custom_metrics.is_empty() {
             let mut stmt = tx.prepare_cached(
