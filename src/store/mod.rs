@@ -305,7 +305,12 @@ impl Archive {
         let mut at = version.max(1);
         for step in &migrations::STEPS[(at - 1) as usize..] {
             at += 1;
-            tracing::info!("upgrading the archive's schema to version {at}");
+            if version > 0 {
+                // Seen by default: on a large archive a step takes minutes.
+                tracing::warn!(
+                    "upgrading the archive's schema to version {at} (once; minutes for millions of calls)"
+                );
+            }
             conn.execute_batch(&format!(
                 "BEGIN IMMEDIATE; {step} PRAGMA user_version = {at}; COMMIT;"
             ))

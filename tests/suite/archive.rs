@@ -490,3 +490,52 @@ fn demo_syncs_the_builtin_simulator_and_prints_stats() {
     let agent_rows = stdout.lines().filter(|l| l.contains("agent-")).count();
     assert_eq!(agent_rows, 3, "{stdout}");
 }
+
+#[test]
+fn an_archive_from_schema_1_is_upgraded_by_the_next_sync_and_keeps_what_it_held() {
+    let fx = Fixture::new(sim_config(300, 2));
+    rusqlite::Connection::open(fx.db())
+        .unwrap()
+        .execute_batch(&format!(
+            "{}; PRAGMA user_version = 1;
+             INSERT INTO calls (provider, id, agent_id, created_at, raw_json, raw_hash, synced_at)
+             VALUES ('bluejay', 'kept-call', 'retired-agent', '2025-01-02T03:04:05.000Z',
+                     '{{\"id\":\"kept-call\"}}', 7, '2025-01-02T04:00:00.000Z');
+             INSERT INTO call_tags (provider, call_id, tag) VALUES ('bluejay', 'kept-call', 'vip');",
+            callvault::store::SCHEMA
+        ))
+        .unwrap();
+    let out = fx.sync().output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("upgrading the archive's schema to version"),
+        "{}",
+        stderr_of(&out)
+    );
+    let conn = open(&fx.db());
+    let version = count(&conn, "PRAGMA user_version");
+    assert_eq!(version, callvault::store::SCHEMA_VERSION);
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT t.tag FROM calls c JOIN call_tags t ON t.call_seq = c.seq
+             WHERE c.id = 'kept-call'"
+        ),
+        ["vip"]
+    );
+    assert_no_orphans(&conn);
+    let served = served_calls(&fx.server);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM calls") as usize,
+        served.len() + 1
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM calls WHERE seq IS NULL"),
+        0,
+        "every call has its seq"
+    );
+    // A second sync of the upgraded archive changes nothing.
+    let again = fx.sync().output().unwrap();
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert_eq!(summary_counts(&stderr_of(&again)).0, 0);
+}
