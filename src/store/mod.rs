@@ -21,7 +21,7 @@ use std::cell::Cell;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Savepoint};
 
-pub use writer::ArchiveWriter;
+pub use writer::{ArchiveWriter, Queued};
 
 use crate::providers::{CallRecord, ProviderKind, StreamState};
 use crate::time::{format_timestamp, parse_timestamp};

@@ -32,6 +32,15 @@ pub struct ArchiveWriter {
     thread: Option<JoinHandle<()>>,
 }
 
+/// A job on the writer's queue; its answer comes once its work is committed (or failed).
+pub struct Queued<T>(oneshot::Receiver<Result<T, StoreError>>);
+
+impl<T> Queued<T> {
+    pub async fn answer(self) -> Result<T, StoreError> {
+        self.0.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
 impl ArchiveWriter {
     pub fn spawn(mut archive: Archive) -> Self {
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE_DEPTH);
@@ -75,6 +84,17 @@ impl ArchiveWriter {
         T: Send + 'static,
         F: FnOnce(&mut Archive) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(f).await?.answer().await
+    }
+
+    /// Queues `f` for the writer thread without waiting for it, so the caller can go on (fetch
+    /// the next page) while the writer works; waits only while the queue is full. Jobs run in
+    /// the order they were queued.
+    pub async fn submit<T, F>(&self, f: F) -> Result<Queued<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Archive) -> Result<T, StoreError> + Send + 'static,
+    {
         let jobs = self.jobs.as_ref().ok_or(StoreError::WriterGone)?;
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |archive| {
@@ -90,7 +110,7 @@ impl ArchiveWriter {
             (ok, answer)
         });
         jobs.send(job).await.map_err(|_| StoreError::WriterGone)?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        Ok(Queued(answer))
     }
 
     /// Waits for queued jobs to finish and closes the connection.

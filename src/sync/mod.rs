@@ -31,7 +31,9 @@ use crate::providers::{
     CallRecord, Page, PageCursor, Provider, ProviderError, ProviderKind, Scope, WalkOptions,
     WalkPlan,
 };
-use crate::store::{id_hash, ArchiveWriter, CommittedPage, PageCounts, RunOutcome, StoreError};
+use crate::store::{
+    id_hash, ArchiveWriter, CommittedPage, PageCounts, Queued, RunOutcome, StoreError,
+};
 
 /// How many times a drifting walk is repeated before the stream is reported unsettled.
 pub const MAX_WALKS: u32 = 4;
@@ -44,6 +46,10 @@ pub const DEFAULT_RECHECK_DAYS: i64 = 7;
 
 /// Rechecked calls written per transaction.
 const RECHECK_BATCH: usize = 100;
+
+/// Pages of one stream queued for the writer before the walk waits for the oldest commit:
+/// enough to keep fetching through a checkpoint, few enough that memory stays bounded.
+const PAGES_AWAITING_COMMIT: usize = 8;
 
 /// One provider account to sync: the adapter, where it was reached, and its streams.
 pub struct Source {
@@ -453,6 +459,7 @@ impl StreamWalk<'_> {
         let mut queue: VecDeque<PageCursor> = cursors.into();
         ctx.progress.inc_length(queue.len() as u64);
         let mut inflight: JoinSet<(PageCursor, Result<Page, ProviderError>)> = JoinSet::new();
+        let mut writes: VecDeque<Queued<PageCounts>> = VecDeque::new();
         let mut seen: HashSet<u64> = HashSet::new();
         let mut skipped_calls = 0u64;
         let mut walk_size: Option<u64> = None;
@@ -520,11 +527,23 @@ impl StreamWalk<'_> {
             let calls = page.calls;
             let key = key.clone();
             let run_id = self.run_id;
-            let counts = ctx
-                .writer
-                .run(move |a| a.write_page(kind, &key, Some(&record), run_id, &calls))
-                .await?;
-            report.counts += counts;
+            // The page is queued, not awaited: the next pages are fetched and parsed while the
+            // writer commits this one (and groups it with others into one transaction).
+            writes.push_back(
+                ctx.writer
+                    .submit(move |a| a.write_page(kind, &key, Some(&record), run_id, &calls))
+                    .await?,
+            );
+            while writes.len() > PAGES_AWAITING_COMMIT {
+                if let Some(write) = writes.pop_front() {
+                    report.counts += write.answer().await?;
+                    report.pages += 1;
+                    ctx.progress.inc(1);
+                }
+            }
+        }
+        for write in writes {
+            report.counts += write.answer().await?;
             report.pages += 1;
             ctx.progress.inc(1);
         }
