@@ -638,6 +638,19 @@ fn export_writes_partitioned_parquet_and_csv() {
         .map(|n| n.to_string())
         .collect();
     assert!(!names.contains(&"provider".to_string()) && !names.contains(&"raw_json".to_string()));
+    assert!(
+        !names.contains(&"seq".to_string()),
+        "the archive's row order stays inside it"
+    );
+    let tags = files_under(&out.join("call_tags"), "parquet");
+    let tag_names: Vec<String> = ParquetReader::new(std::fs::File::open(&tags[0]).unwrap())
+        .finish()
+        .unwrap()
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(tag_names, ["call_id", "tag"]);
     assert_eq!(
         df.column("created_at").unwrap().dtype(),
         &DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
