@@ -9,6 +9,6 @@ SELECT c.provider,
        e.goal_success,
        e.sentiment_score
 FROM calls c
-LEFT JOIN evaluations e ON e.provider = c.provider AND e.call_id = c.id
+LEFT JOIN evaluations e ON e.call_seq = c.seq
 WHERE c.agent_id = :agent
 ORDER BY c.created_at DESC, c.provider, c.id

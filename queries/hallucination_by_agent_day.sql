@@ -6,7 +6,7 @@ SELECT c.provider,
        coalesce(sum(e.hallucination = 1), 0) AS flagged,
        round(1.0 * sum(e.hallucination = 1) / count(e.hallucination), 4) AS rate
 FROM evaluations e
-JOIN calls c ON c.provider = e.provider AND c.id = e.call_id
+JOIN calls c ON c.seq = e.call_seq
 WHERE e.hallucination IS NOT NULL
 GROUP BY c.provider, c.agent_id, day
 ORDER BY c.provider, c.agent_id, day

@@ -7,7 +7,7 @@ SELECT c.provider,
        min(e.avg_agent_latency) AS min_ms,
        max(e.avg_agent_latency) AS max_ms
 FROM evaluations e
-JOIN calls c ON c.provider = e.provider AND c.id = e.call_id
+JOIN calls c ON c.seq = e.call_seq
 WHERE e.avg_agent_latency IS NOT NULL
 GROUP BY c.provider, c.agent_id, day
 ORDER BY c.provider, c.agent_id, day

@@ -6,6 +6,6 @@ SELECT c.provider,
        c.created_at
 FROM calls c
 WHERE NOT EXISTS (
-    SELECT 1 FROM evaluations e WHERE e.provider = c.provider AND e.call_id = c.id
+    SELECT 1 FROM evaluations e WHERE e.call_seq = c.seq
 )
 ORDER BY c.created_at, c.provider, c.id

@@ -235,13 +235,14 @@ mod tests {
 
     #[test]
     fn every_builtin_has_a_description_and_prepares() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(crate::store::SCHEMA).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let archive = crate::store::Archive::open(&dir.path().join("a.db")).unwrap();
+        let conn = archive.connection();
         let all = NamedQuery::list(&[]).unwrap();
         assert_eq!(all.len(), BUILTIN.len());
         for q in &all {
             assert!(!q.description.is_empty(), "{} has no description", q.name);
-            super::super::prepare_read_only(&conn, &q.sql)
+            super::super::prepare_read_only(conn, &q.sql)
                 .unwrap_or_else(|e| panic!("{}: {e}", q.name));
         }
     }

@@ -55,7 +55,7 @@ pub fn agent_figures(conn: &Connection) -> Result<Vec<AgentFigures>, QueryError>
         .prepare(
             "SELECT c.provider, c.agent_id, count(DISTINCT c.id),
                     coalesce(sum(e.hallucination IS NOT NULL), 0), coalesce(sum(e.hallucination = 1), 0)
-             FROM calls c LEFT JOIN evaluations e ON e.provider = c.provider AND e.call_id = c.id
+             FROM calls c LEFT JOIN evaluations e ON e.call_seq = c.seq
              WHERE c.agent_id IS NOT NULL
              GROUP BY c.provider, c.agent_id ORDER BY c.provider, c.agent_id",
         )?
@@ -74,7 +74,7 @@ pub fn agent_figures(conn: &Connection) -> Result<Vec<AgentFigures>, QueryError>
         .collect::<Result<_, _>>()?;
     let mut stmt = conn.prepare(
         "SELECT e.avg_agent_latency FROM evaluations e
-         JOIN calls c ON c.provider = e.provider AND c.id = e.call_id
+         JOIN calls c ON c.seq = e.call_seq
          WHERE c.provider = ?1 AND c.agent_id = ?2 AND e.avg_agent_latency IS NOT NULL",
     )?;
     for agent in &mut agents {
@@ -193,7 +193,7 @@ pub fn hallucination(conn: &Connection, options: &StatsOptions) -> Result<DataFr
         format!(
             "SELECT {select}count(*) AS n, coalesce(sum(e.hallucination = 1), 0) AS flagged,
                     1.0 * coalesce(sum(e.hallucination = 1), 0) / count(*) AS rate
-             FROM evaluations e JOIN calls c ON c.provider = e.provider AND c.id = e.call_id
+             FROM evaluations e JOIN calls c ON c.seq = e.call_seq
              WHERE e.hallucination IS NOT NULL {filter} {group_by}"
         )
     })
@@ -206,16 +206,16 @@ pub fn summary(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
     grouped(conn, options, |select, group_by| {
         format!(
             "WITH ev AS (
-                SELECT provider, call_id,
+                SELECT call_seq,
                        coalesce(sum(goal_success = 1), 0) AS goal_ok, count(goal_success) AS goal_n,
                        sum(sentiment_score) AS sentiment_sum, count(sentiment_score) AS sentiment_n,
                        coalesce(sum(redundancy = 1), 0) AS redundant, count(redundancy) AS redundancy_n
-                FROM evaluations GROUP BY provider, call_id)
-             SELECT {select}count(*) AS calls, count(ev.call_id) AS evaluated_calls,
+                FROM evaluations GROUP BY call_seq)
+             SELECT {select}count(*) AS calls, count(ev.call_seq) AS evaluated_calls,
                     1.0 * sum(ev.goal_ok) / sum(ev.goal_n) AS goal_success_rate,
                     sum(ev.sentiment_sum) / sum(ev.sentiment_n) AS mean_sentiment_score,
                     1.0 * sum(ev.redundant) / sum(ev.redundancy_n) AS redundancy_rate
-             FROM calls c LEFT JOIN ev ON ev.provider = c.provider AND ev.call_id = c.id
+             FROM calls c LEFT JOIN ev ON ev.call_seq = c.seq
              {filter} {group_by}"
         )
     })

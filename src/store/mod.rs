@@ -735,8 +735,7 @@ pub fn stream_summaries(conn: &Connection) -> Result<Vec<StreamSummary>, StoreEr
                 s.checkpoint_json,
                 (SELECT count(*) FROM calls c
                   WHERE c.provider = s.provider AND c.agent_id = s.agent),
-                (SELECT count(*) FROM evaluations e JOIN calls c
-                    ON c.provider = e.provider AND c.id = e.call_id
+                (SELECT count(*) FROM evaluations e JOIN calls c ON c.seq = e.call_seq
                   WHERE c.provider = s.provider AND c.agent_id = s.agent)
          FROM s ORDER BY s.provider, s.scope",
     )?;
