@@ -23,8 +23,9 @@ pub(crate) const STEPS: &[&str] = &[
     // had cut the store's rate from about 3,500 to 1,300 calls a second by 300,000 calls.
     // provider and call_id stay in every row, for joins. Evaluations keep their own
     // (provider, id) key and the (provider, call_id) index for lookups by call, and also get
-    // call_seq: `stats latency` then meets each evaluation with its call's group by number
-    // (evaluations_seq against calls_agent_created), not by comparing id strings.
+    // call_seq: `stats` then meets each evaluation with its call's group by number
+    // (evaluations_seq against calls_agent_created), not by comparing id strings, and reads
+    // the figures it needs from that index rather than from rows carrying raw JSON.
     "ALTER TABLE calls ADD COLUMN seq INTEGER;
     UPDATE calls SET seq = rowid;
     CREATE UNIQUE INDEX calls_seq ON calls (seq);
@@ -34,7 +35,9 @@ pub(crate) const STEPS: &[&str] = &[
     UPDATE evaluations SET call_seq = (
         SELECT c.seq FROM calls c WHERE c.provider = evaluations.provider AND c.id = evaluations.call_id
     );
-    CREATE INDEX evaluations_seq ON evaluations (call_seq, avg_agent_latency);
+    CREATE INDEX evaluations_seq ON evaluations (
+        call_seq, avg_agent_latency, hallucination, goal_success, redundancy, sentiment_score
+    );
     CREATE TABLE participants_v3 (
         provider TEXT NOT NULL,
         call_id TEXT NOT NULL,
