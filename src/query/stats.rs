@@ -232,7 +232,8 @@ fn text_at<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, 
 /// Each call's group by its seq. Evaluations arrive in call_seq order, so the lookups walk a
 /// dense array front to back where a hash map of a million calls would miss the cache.
 enum GroupsBySeq {
-    Dense(Vec<u32>),
+    /// Grown as calls arrive; `calls` counts the slots in use.
+    Dense { groups: Vec<u32>, calls: usize },
     /// Seqs far beyond the number of calls (a hand-edited archive) would make the array huge.
     Sparse(PlHashMap<i64, u32>),
 }
@@ -240,25 +241,35 @@ enum GroupsBySeq {
 impl GroupsBySeq {
     const NONE: u32 = u32::MAX;
 
-    fn for_calls(conn: &Connection) -> Result<Self, QueryError> {
-        let (count, max): (i64, Option<i64>) =
-            conn.query_row("SELECT count(*), max(seq) FROM calls", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        let max = max.unwrap_or(0);
-        Ok(if (0..=8 * count + 1_000_000).contains(&max) {
-            GroupsBySeq::Dense(vec![Self::NONE; max as usize + 1])
-        } else {
-            GroupsBySeq::Sparse(PlHashMap::default())
-        })
+    fn new() -> Self {
+        GroupsBySeq::Dense {
+            groups: Vec::new(),
+            calls: 0,
+        }
     }
 
     fn insert(&mut self, seq: i64, group: u32) {
         match self {
-            GroupsBySeq::Dense(groups) => {
-                if let Some(slot) = usize::try_from(seq).ok().and_then(|i| groups.get_mut(i)) {
-                    *slot = group;
+            GroupsBySeq::Dense { groups, calls } => {
+                let slot = usize::try_from(seq)
+                    .ok()
+                    .filter(|s| *s <= 8 * (*calls + 1) + 1_000_000);
+                let Some(slot) = slot else {
+                    let mut sparse: PlHashMap<i64, u32> = groups
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, g)| **g != Self::NONE)
+                        .map(|(s, g)| (s as i64, *g))
+                        .collect();
+                    sparse.insert(seq, group);
+                    *self = GroupsBySeq::Sparse(sparse);
+                    return;
+                };
+                if slot >= groups.len() {
+                    groups.resize(slot + 1, Self::NONE);
                 }
+                groups[slot] = group;
+                *calls += 1;
             }
             GroupsBySeq::Sparse(groups) => {
                 groups.insert(seq, group);
@@ -268,7 +279,7 @@ impl GroupsBySeq {
 
     fn get(&self, seq: i64) -> Option<u32> {
         match self {
-            GroupsBySeq::Dense(groups) => usize::try_from(seq)
+            GroupsBySeq::Dense { groups, .. } => usize::try_from(seq)
                 .ok()
                 .and_then(|i| groups.get(i))
                 .copied()
@@ -294,7 +305,7 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
     // Two narrow reads that SQLite answers from covering indexes (the calls rows themselves,
     // with their raw JSON, are large): each call's group by its seq, then the evaluations'
     // (call_seq, latency) pairs.
-    let mut group_of_seq = GroupsBySeq::for_calls(conn)?;
+    let mut group_of_seq = GroupsBySeq::new();
     let groups_sql = format!(
         "SELECT c.seq, c.provider, c.agent_id, substr(c.created_at, 1, 10) FROM calls c
          WHERE 1 {}",
