@@ -993,22 +993,24 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord, seq: i64) -> rus
             ])?;
         }
     }
-    for (n, e) in call.evaluations.iter().enumerate() {
-        // An evaluation id seen on another call moves to this one: the newest word on it.
-        // A delete and a plain insert rather than INSERT OR REPLACE: a REPLACE on a table
-        // with indexes needs a statement journal, which costs more than the whole insert
-        // inside a page's savepoint.
-        tx.prepare_cached("DELETE FROM evaluations WHERE provider = ?1 AND id = ?2")?
-            .execute(params![p, e.id])?;
-        if call.evaluations[..n]
-            .iter()
-            .any(|earlier| earlier.id == e.id)
-        {
-            // The call lists this evaluation twice: the later listing wins, metrics too.
-            tx.prepare_cached(
-                "DELETE FROM custom_metrics WHERE call_seq = ?1 AND evaluation_id = ?2",
-            )?
-            .execute(params![seq, e.id])?;
+    for e in &call.evaluations {
+        // An evaluation id already archived, on another call or listed twice by this one,
+        // moves here with its custom metrics: the newest word on it. A delete and a plain
+        // insert rather than INSERT OR REPLACE: a REPLACE on a table with indexes needs a
+        // statement journal, which costs more than the whole insert.
+        let archived: Option<Option<i64>> = tx
+            .prepare_cached("SELECT call_seq FROM evaluations WHERE provider = ?1 AND id = ?2")?
+            .query_row(params![p, e.id], |r| r.get(0))
+            .optional()?;
+        if let Some(old_seq) = archived {
+            tx.prepare_cached("DELETE FROM evaluations WHERE provider = ?1 AND id = ?2")?
+                .execute(params![p, e.id])?;
+            if let Some(old_seq) = old_seq {
+                tx.prepare_cached(
+                    "DELETE FROM custom_metrics WHERE call_seq = ?1 AND evaluation_id = ?2",
+                )?
+                .execute(params![old_seq, e.id])?;
+            }
         }
         tx.prepare_cached(
             "INSERT INTO evaluations (provider, id, call_id, created_at, hallucination,
@@ -1180,6 +1182,42 @@ mod tests {
             })
             .unwrap();
         assert_eq!(orphans, 0);
+    }
+
+    #[test]
+    fn an_evaluation_that_moves_to_another_call_takes_its_custom_metrics_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut archive = Archive::open(&dir.path().join("a.db")).unwrap();
+        let run = archive
+            .begin_run(ProviderKind::Bluejay, &["a".into()])
+            .unwrap();
+        let page = |json: &str| vec![crate::providers::bluejay::parse_call_log(json).unwrap()];
+        for json in [
+            r#"{"id":"c1","agent_id":"a","evaluations":[{"id":"e1","custom_metrics":[{"name":"old"}]}]}"#,
+            r#"{"id":"c2","agent_id":"a","evaluations":[{"id":"e1","custom_metrics":[{"name":"new"}]},
+                {"id":"e1","custom_metrics":[{"name":"newest"}]}]}"#,
+        ] {
+            archive
+                .write_page(ProviderKind::Bluejay, "a", None, run, &page(json))
+                .unwrap();
+        }
+        let conn = archive.connection();
+        let metrics: Vec<(String, String)> = conn
+            .prepare("SELECT call_id, name FROM custom_metrics WHERE evaluation_id = 'e1'")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(metrics, [("c2".to_string(), "newest".to_string())]);
+        let evaluations: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM evaluations WHERE id = 'e1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(evaluations, 1);
     }
 
     #[test]
