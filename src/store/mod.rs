@@ -807,9 +807,14 @@ pub(crate) fn remove_call(conn: &Connection, provider: &str, id: &str) -> rusqli
         .query_row(params![provider, id], |r| r.get(0))
         .optional()?
         .flatten();
-    let Some(seq) = seq else {
-        return Ok(0);
-    };
+    match seq {
+        Some(seq) => remove_call_at(conn, seq),
+        None => Ok(0),
+    }
+}
+
+/// `remove_call` for a call whose `seq` the caller already read.
+fn remove_call_at(conn: &Connection, seq: i64) -> rusqlite::Result<usize> {
     for table in CALL_PART_TABLES {
         conn.prepare_cached(&format!("DELETE FROM {table} WHERE call_seq = ?1"))?
             .execute([seq])?;
@@ -830,18 +835,18 @@ fn upsert_call(
 ) -> rusqlite::Result<()> {
     let p = provider.as_str();
     let hash = content_hash(&call.raw_json);
-    let existing: Option<i64> = tx
-        .prepare_cached("SELECT raw_hash FROM calls WHERE provider = ?1 AND id = ?2")?
-        .query_row(params![p, call.id], |r| r.get(0))
+    let existing: Option<(i64, i64)> = tx
+        .prepare_cached("SELECT raw_hash, seq FROM calls WHERE provider = ?1 AND id = ?2")?
+        .query_row(params![p, call.id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match existing {
-        Some(h) if h == hash => {
+        Some((h, _)) if h == hash => {
             counts.unchanged += 1;
             return Ok(());
         }
-        Some(_) => {
+        Some((_, old_seq)) => {
             // The new version's children replace the old ones whole.
-            remove_call(tx, p, &call.id)?;
+            remove_call_at(tx, old_seq)?;
             counts.updated += 1;
         }
         None => {
@@ -1096,6 +1101,16 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord, seq: i64) -> rus
 mod tests {
     use super::*;
 
+    /// A new archive in a temporary folder, with a sync run begun for agent `a`.
+    fn archive_with_run() -> (tempfile::TempDir, Archive, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut archive = Archive::open(&dir.path().join("a.db")).unwrap();
+        let run = archive
+            .begin_run(ProviderKind::Bluejay, &["a".into()])
+            .unwrap();
+        (dir, archive, run)
+    }
+
     #[test]
     fn refuses_a_file_that_is_not_sqlite_and_leaves_it_alone() {
         let dir = tempfile::tempdir().unwrap();
@@ -1186,11 +1201,7 @@ mod tests {
 
     #[test]
     fn an_evaluation_that_moves_to_another_call_takes_its_custom_metrics_along() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut archive = Archive::open(&dir.path().join("a.db")).unwrap();
-        let run = archive
-            .begin_run(ProviderKind::Bluejay, &["a".into()])
-            .unwrap();
+        let (_dir, mut archive, run) = archive_with_run();
         let page = |json: &str| vec![crate::providers::bluejay::parse_call_log(json).unwrap()];
         for json in [
             r#"{"id":"c1","agent_id":"a","evaluations":[{"id":"e1","custom_metrics":[{"name":"old"}]}]}"#,
@@ -1222,11 +1233,7 @@ mod tests {
 
     #[test]
     fn unchanged_calls_are_not_rewritten_and_changed_ones_replace_children() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut archive = Archive::open(&dir.path().join("a.db")).unwrap();
-        let run = archive
-            .begin_run(ProviderKind::Bluejay, &["a".into()])
-            .unwrap();
+        let (_dir, mut archive, run) = archive_with_run();
         let mut call = crate::providers::bluejay::parse_call_log(
             r#"{"id":"c1","agent_id":"a","tags":["x","y"],"evaluations":[{"id":"e1"}]}"#,
         )
