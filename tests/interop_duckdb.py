@@ -3,7 +3,7 @@
 Usage: interop_duckdb.py EXPORT_DIR ARCHIVE.db
 Prints one JSON object: row counts per table from SQLite and from the Parquet files, the
 p95 agent latency per agent computed by DuckDB's quantile_cont over the Parquet files, and
-the key-value metadata of one calls file.
+the key-value metadata of one calls file and the compression codecs of the calls files.
 """
 
 import json
@@ -49,6 +49,13 @@ kv = {
     ).fetchall()
 }
 
+codecs = sorted(
+    row[0]
+    for row in db.execute(
+        f"SELECT DISTINCT compression FROM parquet_metadata('{export_dir}/calls/**/*.parquet')"
+    ).fetchall()
+)
+
 print(
     json.dumps(
         {
@@ -57,6 +64,7 @@ print(
             "p95": p95,
             "created_at_type": created_type,
             "kv": kv,
+            "codecs": codecs,
         }
     )
 )

@@ -7,7 +7,9 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{Cli, Outcome, DEFAULT_DB};
-use crate::query::export::{self, ExportFormat, ExportOptions, Partitioning, DEFAULT_TABLES};
+use crate::query::export::{
+    self, Compression, ExportFormat, ExportOptions, Partitioning, DEFAULT_TABLES,
+};
 use crate::query::snapshot;
 use crate::store::Archive;
 
@@ -28,9 +30,15 @@ pub struct ExportArgs {
     /// Keep the raw_json (and raw_hash) columns
     #[arg(long)]
     pub with_raw: bool,
+    /// Parquet compression [default: zstd (level 1)]
+    #[arg(long, value_enum, value_name = "CODEC")]
+    pub compression: Option<Compression>,
 }
 
 pub fn run(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Outcome> {
+    if args.compression.is_some() && args.format != ExportFormat::Parquet {
+        anyhow::bail!("--compression applies to Parquet files only");
+    }
     let path = cli.archive_path(DEFAULT_DB);
     let conn = Archive::open_read_only(&path)
         .with_context(|| format!("opening the archive {}", path.display()))?;
@@ -45,6 +53,7 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Outcome> {
         tables,
         partition: args.partition_by.unwrap_or_default(),
         with_raw: args.with_raw,
+        compression: args.compression.unwrap_or_default(),
     };
     let snapshot = snapshot(&conn, String::new())?;
     let written = export::export(&conn, &options, &snapshot)

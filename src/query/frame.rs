@@ -13,8 +13,9 @@ use std::fmt::Write as _;
 
 use chrono::{NaiveDate, TimeZone as _, Utc};
 use polars::prelude::{
-    Column, DataFrame, DataType, DatetimeChunked, IntoColumn, IntoSeries, NamedFrom, PolarsError,
-    Series, StringChunkedBuilder, TimeUnit, TimeZone,
+    BooleanChunkedBuilder, ChunkedBuilder, Column, DataFrame, DataType, Float64Type, Int32Type,
+    Int64Type, IntoColumn, IntoSeries, PlSmallStr, PolarsError, PrimitiveChunkedBuilder,
+    StringChunkedBuilder, TimeUnit, TimeZone,
 };
 use rusqlite::types::ValueRef;
 
@@ -137,34 +138,59 @@ pub fn infer_kinds(
 /// parsed directly (it is most of the work of an export); other RFC 3339 shapes go through
 /// `time::parse_timestamp`.
 pub fn parse_millis(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    let fixed = b.len() == 24
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[19] == b'.'
-        && b[23] == b'Z';
-    if fixed {
-        let num = |range: std::ops::Range<usize>| -> Option<i64> {
-            b[range].iter().try_fold(0i64, |acc, &c| {
-                c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-            })
+    TimeParser::default().millis(text)
+}
+
+/// Parses archive times, keeping the day number of the last date seen: an export reads calls
+/// in `created_at` order, so consecutive values mostly share their date.
+#[derive(Default)]
+struct TimeParser {
+    date: [u8; 10],
+    days: Option<i64>,
+}
+
+impl TimeParser {
+    fn millis(&mut self, text: &str) -> Option<i64> {
+        let b = text.as_bytes();
+        let fixed = b.len() == 24
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b[10] == b'T'
+            && b[13] == b':'
+            && b[16] == b':'
+            && b[19] == b'.'
+            && b[23] == b'Z';
+        if !fixed {
+            return crate::time::parse_timestamp(text).map(|t| t.timestamp_millis());
+        }
+        let days = match self.days {
+            Some(days) if self.date == b[..10] => days,
+            _ => {
+                let day = NaiveDate::from_ymd_opt(
+                    i32::try_from(digits(&b[0..4])?).ok()?,
+                    u32::try_from(digits(&b[5..7])?).ok()?,
+                    u32::try_from(digits(&b[8..10])?).ok()?,
+                )?;
+                let days = day.signed_duration_since(EPOCH_DAY).num_days();
+                self.date.copy_from_slice(&b[..10]);
+                self.days = Some(days);
+                days
+            }
         };
-        let day = NaiveDate::from_ymd_opt(
-            i32::try_from(num(0..4)?).ok()?,
-            u32::try_from(num(5..7)?).ok()?,
-            u32::try_from(num(8..10)?).ok()?,
-        )?;
-        let (h, m, s, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+        let (h, m) = (digits(&b[11..13])?, digits(&b[14..16])?);
+        let (s, ms) = (digits(&b[17..19])?, digits(&b[20..23])?);
         if h > 23 || m > 59 || s > 60 {
             return None;
         }
-        let days = day.signed_duration_since(EPOCH_DAY).num_days();
-        return Some((((days * 24 + h) * 60 + m) * 60 + s) * 1000 + ms);
+        Some((((days * 24 + h) * 60 + m) * 60 + s) * 1000 + ms)
     }
-    crate::time::parse_timestamp(text).map(|t| t.timestamp_millis())
+}
+
+/// The number written in ASCII `digits`; `None` if any byte is not a digit.
+fn digits(digits: &[u8]) -> Option<i64> {
+    digits.iter().try_fold(0i64, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+    })
 }
 
 const EPOCH_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
@@ -194,79 +220,95 @@ pub fn format_day(days: i32) -> String {
     }
 }
 
+/// One value on its way into a frame: SQLite's value, with text already known to be UTF-8.
+#[derive(Clone, Copy, Debug)]
+pub enum CellValue<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// A column under construction, appended straight into Arrow buffers (no value is copied
+/// twice).
 enum Cells {
-    Boolean(Vec<Option<bool>>),
-    Integer(Vec<Option<i64>>),
-    Float(Vec<Option<f64>>),
-    /// Appended straight into Arrow's string views: no allocation per value.
+    Boolean(BooleanChunkedBuilder),
+    Integer(PrimitiveChunkedBuilder<Int64Type>),
+    Float(PrimitiveChunkedBuilder<Float64Type>),
     Text(StringChunkedBuilder),
-    Timestamp(Vec<Option<i64>>),
-    Date(Vec<Option<i32>>),
+    Timestamp(PrimitiveChunkedBuilder<Int64Type>, TimeParser),
+    Date(PrimitiveChunkedBuilder<Int32Type>),
 }
 
 impl Cells {
     fn new(kind: ColumnKind, capacity: usize) -> Cells {
+        let name = PlSmallStr::EMPTY;
         match kind {
-            ColumnKind::Boolean => Cells::Boolean(Vec::with_capacity(capacity)),
-            ColumnKind::Integer => Cells::Integer(Vec::with_capacity(capacity)),
-            ColumnKind::Float => Cells::Float(Vec::with_capacity(capacity)),
-            ColumnKind::Text => Cells::Text(StringChunkedBuilder::new("".into(), capacity)),
-            ColumnKind::Timestamp => Cells::Timestamp(Vec::with_capacity(capacity)),
-            ColumnKind::Date => Cells::Date(Vec::with_capacity(capacity)),
+            ColumnKind::Boolean => Cells::Boolean(BooleanChunkedBuilder::new(name, capacity)),
+            ColumnKind::Integer => Cells::Integer(PrimitiveChunkedBuilder::new(name, capacity)),
+            ColumnKind::Float => Cells::Float(PrimitiveChunkedBuilder::new(name, capacity)),
+            ColumnKind::Text => Cells::Text(StringChunkedBuilder::new(name, capacity)),
+            ColumnKind::Timestamp => Cells::Timestamp(
+                PrimitiveChunkedBuilder::new(name, capacity),
+                TimeParser::default(),
+            ),
+            ColumnKind::Date => Cells::Date(PrimitiveChunkedBuilder::new(name, capacity)),
         }
     }
 
     /// Appends one value; `false` when it does not fit the column's kind.
-    fn push(&mut self, value: ValueRef<'_>) -> bool {
-        if let ValueRef::Null = value {
+    fn push(&mut self, value: CellValue<'_>) -> bool {
+        if let CellValue::Null = value {
             match self {
-                Cells::Boolean(v) => v.push(None),
-                Cells::Integer(v) | Cells::Timestamp(v) => v.push(None),
-                Cells::Float(v) => v.push(None),
+                Cells::Boolean(v) => v.append_null(),
+                Cells::Integer(v) | Cells::Timestamp(v, _) => v.append_null(),
+                Cells::Float(v) => v.append_null(),
                 Cells::Text(v) => v.append_null(),
-                Cells::Date(v) => v.push(None),
+                Cells::Date(v) => v.append_null(),
             }
             return true;
         }
         match self {
             Cells::Boolean(v) => match value {
-                ValueRef::Integer(0) => v.push(Some(false)),
-                ValueRef::Integer(1) => v.push(Some(true)),
+                CellValue::Integer(0) => v.append_value(false),
+                CellValue::Integer(1) => v.append_value(true),
                 _ => return false,
             },
             Cells::Integer(v) => match value {
-                ValueRef::Integer(i) => v.push(Some(i)),
-                ValueRef::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => v.push(Some(f as i64)),
+                CellValue::Integer(i) => v.append_value(i),
+                CellValue::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                    v.append_value(f as i64)
+                }
                 _ => return false,
             },
             Cells::Float(v) => match value {
-                ValueRef::Integer(i) => v.push(Some(i as f64)),
-                ValueRef::Real(f) => v.push(Some(f)),
+                CellValue::Integer(i) => v.append_value(i as f64),
+                CellValue::Real(f) => v.append_value(f),
                 _ => return false,
             },
             Cells::Text(v) => match value {
-                ValueRef::Text(t) => match std::str::from_utf8(t) {
-                    Ok(t) => v.append_value(t),
-                    Err(_) => v.append_value(String::from_utf8_lossy(t)),
-                },
-                ValueRef::Integer(i) => v.append_value(i.to_string()),
-                ValueRef::Real(f) => v.append_value(f.to_string()),
-                ValueRef::Blob(b) => v.append_value(b.iter().fold(String::new(), |mut s, byte| {
-                    let _ = write!(s, "{byte:02x}");
-                    s
-                })),
-                ValueRef::Null => v.append_null(),
+                CellValue::Text(t) => v.append_value(t),
+                CellValue::Integer(i) => v.append_value(i.to_string()),
+                CellValue::Real(f) => v.append_value(f.to_string()),
+                CellValue::Blob(b) => {
+                    v.append_value(b.iter().fold(String::new(), |mut s, byte| {
+                        let _ = write!(s, "{byte:02x}");
+                        s
+                    }))
+                }
+                CellValue::Null => v.append_null(),
             },
-            Cells::Timestamp(v) => match value {
-                ValueRef::Text(t) => match std::str::from_utf8(t).ok().and_then(parse_millis) {
-                    Some(ms) => v.push(Some(ms)),
+            Cells::Timestamp(v, parser) => match value {
+                CellValue::Text(t) => match parser.millis(t) {
+                    Some(ms) => v.append_value(ms),
                     None => return false,
                 },
                 _ => return false,
             },
             Cells::Date(v) => match value {
-                ValueRef::Text(t) => match std::str::from_utf8(t).ok().and_then(parse_day) {
-                    Some(d) => v.push(Some(d)),
+                CellValue::Text(t) => match parse_day(t) {
+                    Some(d) => v.append_value(d),
                     None => return false,
                 },
                 _ => return false,
@@ -276,27 +318,18 @@ impl Cells {
     }
 
     fn into_column(self, name: &str) -> Column {
-        let name = name.into();
         let series = match self {
-            Cells::Boolean(v) => Series::new(name, v),
-            Cells::Integer(v) => Series::new(name, v),
-            Cells::Float(v) => Series::new(name, v),
-            Cells::Text(v) => {
-                let mut strings = v.finish();
-                strings.rename(name);
-                strings.into_series()
-            }
-            Cells::Timestamp(v) => {
-                let ints = polars::prelude::Int64Chunked::new(name, v);
-                let dt: DatetimeChunked =
-                    ints.into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
-                dt.into_series()
-            }
-            Cells::Date(v) => polars::prelude::Int32Chunked::new(name, v)
-                .into_date()
+            Cells::Boolean(v) => v.finish().into_series(),
+            Cells::Integer(v) => v.finish().into_series(),
+            Cells::Float(v) => v.finish().into_series(),
+            Cells::Text(v) => v.finish().into_series(),
+            Cells::Timestamp(v, _) => v
+                .finish()
+                .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
                 .into_series(),
+            Cells::Date(v) => v.finish().into_date().into_series(),
         };
-        series.into_column()
+        series.with_name(name.into()).into_column()
     }
 }
 
@@ -330,22 +363,48 @@ impl FrameBuilder {
         &mut self,
         values: impl IntoIterator<Item = ValueRef<'a>>,
     ) -> Result<(), QueryError> {
-        for ((cells, value), (name, kind)) in self
-            .cells
-            .iter_mut()
-            .zip(values)
-            .zip(self.names.iter().zip(&self.kinds))
-        {
-            if !cells.push(value) {
-                return Err(QueryError::Mismatch {
-                    column: name.clone(),
-                    kind: *kind,
-                    value: describe(value),
-                });
-            }
+        for (column, value) in values.into_iter().enumerate().take(self.cells.len()) {
+            let lossy;
+            let value = match value {
+                ValueRef::Null => CellValue::Null,
+                ValueRef::Integer(i) => CellValue::Integer(i),
+                ValueRef::Real(f) => CellValue::Real(f),
+                ValueRef::Text(t) => match std::str::from_utf8(t) {
+                    Ok(t) => CellValue::Text(t),
+                    Err(_) => {
+                        lossy = String::from_utf8_lossy(t);
+                        CellValue::Text(&lossy)
+                    }
+                },
+                ValueRef::Blob(b) => CellValue::Blob(b),
+            };
+            self.push_cell(column, value)?;
         }
         self.rows += 1;
         Ok(())
+    }
+
+    /// Appends one row of `values` whose text is already checked (one per column, in order).
+    pub fn push_row<'a>(
+        &mut self,
+        values: impl IntoIterator<Item = CellValue<'a>>,
+    ) -> Result<(), QueryError> {
+        for (column, value) in values.into_iter().enumerate().take(self.cells.len()) {
+            self.push_cell(column, value)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn push_cell(&mut self, column: usize, value: CellValue<'_>) -> Result<(), QueryError> {
+        if self.cells[column].push(value) {
+            return Ok(());
+        }
+        Err(QueryError::Mismatch {
+            column: self.names[column].clone(),
+            kind: self.kinds[column],
+            value: describe(value),
+        })
     }
 
     /// The rows pushed since the last call, as a frame; the builder starts over empty.
@@ -364,17 +423,16 @@ impl FrameBuilder {
     }
 }
 
-fn describe(value: ValueRef<'_>) -> String {
+fn describe(value: CellValue<'_>) -> String {
     match value {
-        ValueRef::Null => "NULL".into(),
-        ValueRef::Integer(i) => i.to_string(),
-        ValueRef::Real(f) => f.to_string(),
-        ValueRef::Text(t) => {
-            let t = String::from_utf8_lossy(t);
+        CellValue::Null => "NULL".into(),
+        CellValue::Integer(i) => i.to_string(),
+        CellValue::Real(f) => f.to_string(),
+        CellValue::Text(t) => {
             let short: String = t.chars().take(60).collect();
             format!("'{short}'")
         }
-        ValueRef::Blob(b) => format!("a blob of {} bytes", b.len()),
+        CellValue::Blob(b) => format!("a blob of {} bytes", b.len()),
     }
 }
 

@@ -696,6 +696,77 @@ fn export_writes_partitioned_parquet_and_csv() {
     assert!(!out.join("sync_runs").exists() && !out.join(".sync_runs.partial").exists());
 }
 
+#[test]
+fn export_mends_text_that_is_not_utf8_and_takes_other_codecs() {
+    let fx = synced(1_200);
+    let id: String = {
+        let conn = rusqlite::Connection::open(fx.db()).unwrap();
+        let id = conn
+            .query_row(
+                "SELECT id FROM calls ORDER BY id LIMIT 1 OFFSET 700",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        // SQLite stores text without checking it; a bad byte must not cost the row.
+        conn.execute(
+            "UPDATE calls SET summary = CAST(x'61ff62' AS TEXT) WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+        id
+    };
+    let out = fx.dir.path().join("lz4");
+    let o = out.to_str().unwrap();
+    run_ok(
+        &fx,
+        &[
+            "export",
+            "--out",
+            o,
+            "--tables",
+            "calls",
+            "--compression",
+            "lz4",
+        ],
+    );
+    let files = files_under(&out.join("calls"), "parquet");
+    assert_eq!(parquet_rows(&files), 1_200);
+    let df = ParquetReader::new(std::fs::File::open(&files[0]).unwrap())
+        .finish()
+        .unwrap();
+    let ids = df.column("id").unwrap().str().unwrap();
+    let summaries = df.column("summary").unwrap().str().unwrap();
+    let mended: Vec<&str> = ids
+        .iter()
+        .zip(summaries.iter())
+        .filter(|(i, _)| *i == Some(id.as_str()))
+        .filter_map(|(_, s)| s)
+        .collect();
+    assert_eq!(mended, ["a\u{fffd}b"]);
+    let others = summaries
+        .iter()
+        .filter(|s| s.is_some_and(|s| s.contains('\u{fffd}')))
+        .count();
+    assert_eq!(others, 1, "only the damaged summary changes");
+
+    let csv = fx.dir.path().join("csv");
+    let err = run_err(
+        &fx,
+        &[
+            "export",
+            "--out",
+            csv.to_str().unwrap(),
+            "--format",
+            "csv",
+            "--compression",
+            "lz4",
+        ],
+    );
+    assert!(err.contains("--compression applies to Parquet"), "{err}");
+    assert!(!csv.exists());
+}
+
 /// `target/pydeps`, where the test installs DuckDB's Python package.
 fn pydeps() -> PathBuf {
     let bin = assert_cmd::cargo::cargo_bin("callvault");
@@ -771,6 +842,7 @@ fn duckdb_reads_the_export_and_agrees_with_stats() {
     assert_eq!(got["created_at_type"], "TIMESTAMP WITH TIME ZONE");
     assert_eq!(got["kv"]["callvault.version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(got["kv"]["callvault.source"], "table calls");
+    assert_eq!(got["codecs"], serde_json::json!(["ZSTD"]));
     assert!(got["kv"]["callvault.snapshot_at"]
         .as_str()
         .unwrap()
