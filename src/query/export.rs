@@ -7,10 +7,17 @@
 //! are closed and later rows start new parts. Column types come from the declared schema
 //! (`frame::declared_kind`), so every chunk has the same schema. All tables are read in one
 //! read transaction, so the export is one consistent snapshot even while a sync writes.
-//! `raw_json` and `raw_hash` are left out unless asked for, `seq` and `call_seq` always. Partition columns live in the
-//! folder names only (the hive convention); `day` is the UTC date of the call's `created_at`,
-//! for child tables too. Each table is written into a hidden folder first and renamed into
-//! place when complete, so a failed export never leaves a half table.
+//! `raw_json` and `raw_hash` are left out unless asked for, `seq` and `call_seq` always.
+//! Partition columns live in the folder names only (the hive convention); `day` is the UTC date
+//! of the call's `created_at`, for child tables too. Each table is written into a hidden folder
+//! first and renamed into place when complete, so a failed export never leaves a half table.
+//!
+//! A table goes through three threads: the caller's steps SQLite and copies blocks of rows out
+//! (`RawRows`, sealed into a `Block` once its text is checked), the next builds frames, the
+//! last encodes and writes them. Stepping SQLite is the longest of the three, so a large
+//! unpartitioned `calls` table is read in two halves at once, on two connections in one
+//! snapshot, each half into its own file (`part-0`, `part-1`); the two together are checked
+//! against the table's row count.
 
 use std::collections::HashMap;
 use std::fs::File;
