@@ -28,8 +28,8 @@ use polars::prelude::{
     CsvWriter, DataFrame, IdxCa, IdxSize, ParquetCompression, ParquetWriter, PolarsError, SerWriter,
 };
 use polars_parquet::write::ZstdLevel;
-use rusqlite::types::ValueRef;
-use rusqlite::Connection;
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OptionalExtension};
 
 use super::frame::{declared_kind, CellValue, FrameBuilder};
 use super::output::{with_temporal_as_text, Provenance};
@@ -46,6 +46,13 @@ pub const CHUNK_ROWS: usize = 65_536;
 const BLOCK_ROWS: usize = 512;
 const BLOCKS_IN_FLIGHT: usize = 4;
 const BLOCK_BYTES: usize = 32 << 20;
+
+/// Unpartitioned `calls` tables from this many rows on are read in two halves at once.
+const SPLIT_ROWS: u64 = 2 * CHUNK_ROWS as u64;
+
+/// Rows sampled to find the middle of `calls`; the median of 255 is within about 3% of the
+/// true middle.
+const SPLIT_SAMPLE: i64 = 255;
 
 /// Most partition files open at once; past that, open parts are finished and new ones begun.
 const MAX_OPEN_FILES: usize = 128;
@@ -142,18 +149,66 @@ pub fn export(
     options: &ExportOptions,
     snapshot: &Provenance,
 ) -> Result<Vec<TableExport>, QueryError> {
+    export_splitting_at(conn, options, snapshot, SPLIT_ROWS)
+}
+
+/// `export`, reading `calls` in two halves from `split_rows` rows on.
+fn export_splitting_at(
+    conn: &Connection,
+    options: &ExportOptions,
+    snapshot: &Provenance,
+    split_rows: u64,
+) -> Result<Vec<TableExport>, QueryError> {
     std::fs::create_dir_all(&options.out).map_err(|source| QueryError::OutFile {
         path: options.out.clone(),
         source,
     })?;
-    conn.execute_batch("BEGIN")?;
+    let mut helper = begin_in_one_snapshot(conn)?;
     let result = options
         .tables
         .iter()
-        .map(|table| export_table(conn, options, snapshot, table))
+        .map(|table| export_table(conn, helper.as_mut(), options, snapshot, table, split_rows))
         .collect();
     conn.execute_batch("COMMIT")?;
+    if let Some(helper) = &helper {
+        helper.execute_batch("COMMIT")?;
+    }
     result
+}
+
+/// Begins the read transaction of `conn` and, when the archive is a file, of a second
+/// read-only connection that sees the same snapshot: a third connection's `data_version` did
+/// not move while both began, so no commit fell between them. `None` when that could not be
+/// had (a sync kept committing); the export then reads on `conn` alone.
+fn begin_in_one_snapshot(conn: &Connection) -> Result<Option<Connection>, QueryError> {
+    let path = conn.path().filter(|p| !p.is_empty()).map(Path::new);
+    let Some(path) = path else {
+        conn.execute_batch("BEGIN")?;
+        return Ok(None);
+    };
+    let open = || crate::store::Archive::open_read_only(path).map_err(QueryError::from);
+    let (probe, helper) = (open()?, open()?);
+    let data_version = || -> Result<i64, QueryError> {
+        Ok(probe.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    };
+    let begin = |c: &Connection| -> Result<(), QueryError> {
+        c.execute_batch("BEGIN")?;
+        // The snapshot is taken at the first read, not at BEGIN.
+        c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        Ok(())
+    };
+    for _ in 0..3 {
+        let before = data_version()?;
+        begin(conn)?;
+        begin(&helper)?;
+        if data_version()? == before {
+            return Ok(Some(helper));
+        }
+        conn.execute_batch("ROLLBACK")?;
+        helper.execute_batch("ROLLBACK")?;
+    }
+    conn.execute_batch("BEGIN")?;
+    Ok(None)
 }
 
 fn quote(name: &str) -> String {
@@ -161,9 +216,14 @@ fn quote(name: &str) -> String {
 }
 
 /// The SELECT for a table: its file columns, then the partition keys.
+#[derive(Clone)]
 struct Plan {
     table: String,
+    /// The select list, for statements over part of the table.
+    columns: String,
     sql: String,
+    /// Values for the named parameters of `sql`.
+    params: Vec<(&'static str, Value)>,
     names: Vec<String>,
     kinds: Vec<super::frame::ColumnKind>,
     keys: usize,
@@ -221,13 +281,12 @@ fn plan(conn: &Connection, options: &ExportOptions, table: &str) -> Result<Plan,
         .map(|(c, _)| format!("t.{}", quote(c)))
         .chain(keys.iter().cloned())
         .collect();
+    let columns = select.join(", ");
     Ok(Plan {
         table: table.to_string(),
-        sql: format!(
-            "SELECT {} FROM {} t {join}",
-            select.join(", "),
-            quote(table)
-        ),
+        sql: format!("SELECT {columns} FROM {} t {join}", quote(table)),
+        columns,
+        params: Vec::new(),
         names: file_columns.iter().map(|(c, _)| c.clone()).collect(),
         kinds: file_columns
             .iter()
@@ -338,9 +397,11 @@ fn hive_segment(key: &str, value: Option<&str>) -> String {
 
 fn export_table(
     conn: &Connection,
+    helper: Option<&mut Connection>,
     options: &ExportOptions,
     snapshot: &Provenance,
     table: &str,
+    split_rows: u64,
 ) -> Result<TableExport, QueryError> {
     let plan = plan(conn, options, table)?;
     let folder = options.out.join(table);
@@ -353,7 +414,7 @@ fn export_table(
         std::fs::remove_dir_all(&staging).map_err(cannot(&staging))?;
     }
     std::fs::create_dir_all(&staging).map_err(cannot(&staging))?;
-    let mut parts = Parts {
+    let new_parts = |first_number: usize| Parts {
         root: &staging,
         format: options.format,
         compression: options.compression,
@@ -362,19 +423,35 @@ fn export_table(
             ..snapshot.clone()
         },
         open: HashMap::new(),
-        next: HashMap::new(),
+        next: HashMap::from([(PathBuf::new(), first_number)]),
         files: 0,
     };
-    let rows = match write_chunks(conn, &plan, options.partition, &mut parts) {
+    let (mut parts, mut second_parts) = (new_parts(0), new_parts(1));
+    let halves = match helper {
+        Some(helper) => split_calls(conn, &plan, split_rows)?.map(|halves| (helper, halves)),
+        None => None,
+    };
+    let written = match halves {
+        None => write_chunks(conn, &plan, options.partition, &mut parts),
+        Some((helper, halves)) => {
+            write_halves(conn, helper, &halves, [&mut parts, &mut second_parts])
+        }
+    }
+    .and_then(|rows| {
+        parts.finish_all()?;
+        second_parts.finish_all()?;
+        Ok(rows)
+    });
+    let rows = match written {
         Ok(rows) => rows,
         Err(e) => {
             parts.open.clear();
+            second_parts.open.clear();
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
         }
     };
-    parts.finish_all()?;
-    let files = parts.files;
+    let files = parts.files + second_parts.files;
     if folder.exists() {
         std::fs::remove_dir_all(&folder).map_err(cannot(&folder))?;
     }
@@ -385,6 +462,107 @@ fn export_table(
         files,
         folder,
     })
+}
+
+/// The two halves of an unpartitioned `calls` table with at least `min_rows` rows, split near
+/// its middle row in the order of `calls_columns` (provider, created_at): each half is a
+/// range of that index, so neither reads the other's pages. Also the table's row count, which
+/// the halves must add up to. Rows without `created_at` sort
+/// first within their provider, so they go to the first half. `None` for smaller tables, an
+/// archive without `calls_columns` (older than schema 2, read without upgrading), or a middle
+/// row without `created_at`.
+fn split_calls(
+    conn: &Connection,
+    plan: &Plan,
+    min_rows: u64,
+) -> Result<Option<([Plan; 2], u64)>, QueryError> {
+    if plan.table != "calls" || plan.keys > 0 {
+        return Ok(None);
+    }
+    let indexed: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = 'calls_columns'",
+        [],
+        |r| r.get(0),
+    )?;
+    let rows: u64 = conn.query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
+    if !indexed || rows < min_rows.max(2) {
+        return Ok(None);
+    }
+    // The middle of a sample of rows spread evenly over the rowids: a range of the index would
+    // have to be walked to find the exact middle, and a rough one only costs balance.
+    let middle: Option<(Value, Value)> = conn
+        .query_row(
+            "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1),
+                  span(lo, hi) AS (SELECT (SELECT min(rowid) FROM calls),
+                                          (SELECT max(rowid) FROM calls))
+             SELECT c.provider, c.created_at FROM k, span, calls c
+             WHERE c.rowid = (SELECT rowid FROM calls
+                              WHERE rowid >= lo + (hi - lo) * i / (?1 + 1)
+                              ORDER BY rowid LIMIT 1)
+             ORDER BY c.provider, c.created_at LIMIT 1 OFFSET ?1 / 2",
+            [SPLIT_SAMPLE],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (provider, created_at) = match middle {
+        Some((_, Value::Null)) | None => return Ok(None),
+        Some(key) => key,
+    };
+    let half = |ranges: &[&str]| {
+        let arms: Vec<String> = ranges
+            .iter()
+            .map(|range| {
+                format!(
+                    "SELECT {} FROM calls t INDEXED BY calls_columns WHERE {range}",
+                    plan.columns
+                )
+            })
+            .collect();
+        Plan {
+            sql: arms.join(" UNION ALL "),
+            params: vec![(":p", provider.clone()), (":c", created_at.clone())],
+            ..plan.clone()
+        }
+    };
+    Ok(Some((
+        [
+            half(&[
+                "t.provider < :p",
+                "t.provider = :p AND t.created_at IS NULL",
+                "t.provider = :p AND t.created_at < :c",
+            ]),
+            half(&["t.provider = :p AND t.created_at >= :c", "t.provider > :p"]),
+        ],
+        rows,
+    )))
+}
+
+/// Writes the two halves of a table at once, each read on its own connection (both in one
+/// snapshot) into its own files, then checks that together they hold the `expected` rows.
+fn write_halves(
+    conn: &Connection,
+    helper: &mut Connection,
+    ([first, second], expected): &([Plan; 2], u64),
+    [parts, second_parts]: [&mut Parts<'_>; 2],
+) -> Result<u64, QueryError> {
+    let (first_rows, second_rows) = std::thread::scope(|scope| {
+        let other = scope
+            .spawn(move || write_chunks(&*helper, second, Partitioning::default(), second_parts));
+        let rows = write_chunks(conn, first, Partitioning::default(), parts);
+        let other = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (rows, other)
+    });
+    let rows = first_rows? + second_rows?;
+    if rows != *expected {
+        return Err(QueryError::IncompleteExport {
+            table: first.table.clone(),
+            rows,
+            expected: *expected,
+        });
+    }
+    Ok(rows)
 }
 
 /// Rows as SQLite returned them, copied out of the statement so that another thread can turn
@@ -580,6 +758,9 @@ fn write_parts(
 fn read_rows(conn: &Connection, plan: &Plan, blocks: &SyncSender<Block>) -> Result<(), QueryError> {
     let width = plan.names.len() + plan.keys;
     let mut stmt = conn.prepare(&plan.sql)?;
+    for (name, value) in &plan.params {
+        stmt.raw_bind_parameter(*name, value)?;
+    }
     let mut rows = stmt.raw_query();
     let mut block = RawRows::new(width, 0);
     while let Some(row) = rows.next()? {
@@ -685,6 +866,7 @@ fn build_chunks(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use polars::prelude::{ParquetReader, SerReader};
 
     #[test]
     fn partition_flags_parse_and_segments_escape() {
@@ -702,6 +884,114 @@ mod tests {
             "provider=a%2Fb%3Dc"
         );
         assert_eq!(hive_segment("day", None), "day=__HIVE_DEFAULT_PARTITION__");
+    }
+
+    /// The `id`s a statement of `plan` reads, in order.
+    fn ids(conn: &Connection, plan: &Plan) -> Vec<String> {
+        let id = plan.names.iter().position(|n| n == "id").unwrap();
+        let mut stmt = conn.prepare(&plan.sql).unwrap();
+        for (name, value) in &plan.params {
+            stmt.raw_bind_parameter(*name, value).unwrap();
+        }
+        let mut rows = stmt.raw_query();
+        let mut ids = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            ids.push(row.get(id).unwrap());
+        }
+        ids
+    }
+
+    #[test]
+    fn calls_split_into_two_index_ranges_that_hold_every_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        drop(crate::store::Archive::open(&path).unwrap());
+        let writable = Connection::open(&path).unwrap();
+        // Three providers; every seventh call has no created_at (those sort first).
+        for i in 0..300 {
+            let created = (i % 7 != 0).then(|| format!("2026-11-{:02}T00:00:00.000Z", 1 + i % 28));
+            writable
+                .execute(
+                    "INSERT INTO calls (provider, id, created_at, raw_json, raw_hash, synced_at, seq)
+                     VALUES (?1, ?2, ?3, '{}', 0, '2026-11-30T00:00:00.000Z', ?4)",
+                    rusqlite::params![["a", "b", "c"][i % 3], format!("c{i:03}"), created, i],
+                )
+                .unwrap();
+        }
+        let conn = crate::store::Archive::open_read_only(&path).unwrap();
+        let options = ExportOptions {
+            out: dir.path().to_path_buf(),
+            format: ExportFormat::Parquet,
+            tables: Vec::new(),
+            partition: Partitioning::default(),
+            with_raw: false,
+            compression: Compression::default(),
+        };
+        let whole = plan(&conn, &options, "calls").unwrap();
+        let ([first, second], rows) = split_calls(&conn, &whole, 1).unwrap().unwrap();
+        assert_eq!(rows, 300);
+        let (a, b) = (ids(&conn, &first), ids(&conn, &second));
+        assert!(a.len() > 50 && b.len() > 50, "{} + {}", a.len(), b.len());
+        let mut both: Vec<String> = a.iter().chain(&b).cloned().collect();
+        both.sort();
+        let mut all = ids(&conn, &whole);
+        all.sort();
+        assert_eq!(both, all, "every call in exactly one half");
+        for half in [&first, &second] {
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", half.sql))
+                .unwrap();
+            for (name, value) in &half.params {
+                stmt.raw_bind_parameter(*name, value).unwrap();
+            }
+            let mut rows = stmt.raw_query();
+            let mut steps: Vec<String> = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                steps.push(row.get(3).unwrap());
+            }
+            // Each arm is a range of the covering index: no sort, no table rows, no full scan.
+            let reads: Vec<&String> = steps.iter().filter(|s| s.contains(" t ")).collect();
+            assert_eq!(reads.len(), half.sql.matches(" UNION ALL ").count() + 1);
+            assert!(
+                reads.iter().all(|s| {
+                    s.starts_with("SEARCH t USING COVERING INDEX calls_columns (provider")
+                }) && !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+                "{steps:?}"
+            );
+        }
+        assert!(split_calls(&conn, &whole, 301).unwrap().is_none());
+
+        // The whole export: two files, on two connections, with every call once.
+        let provenance = Provenance {
+            snapshot_at: "2026-11-30T00:00:00.000Z".into(),
+            last_synced_at: None,
+            source: String::new(),
+        };
+        let out = dir.path().join("out");
+        let options = ExportOptions {
+            out: out.clone(),
+            tables: vec!["calls".into()],
+            ..options
+        };
+        let written = export_splitting_at(&conn, &options, &provenance, 1).unwrap();
+        assert_eq!((written[0].rows, written[0].files), (300, 2));
+        let mut exported = Vec::new();
+        for part in ["part-0.parquet", "part-1.parquet"] {
+            let file = File::open(out.join("calls").join(part)).unwrap();
+            let df = ParquetReader::new(file).finish().unwrap();
+            let ids = df.column("id").unwrap().str().unwrap();
+            exported.extend(ids.iter().map(|id| id.unwrap().to_string()));
+        }
+        exported.sort();
+        assert_eq!(exported, all);
+
+        writable
+            .execute("UPDATE calls SET created_at = NULL", [])
+            .unwrap();
+        assert!(
+            split_calls(&conn, &whole, 1).unwrap().is_none(),
+            "no split at a middle row without created_at"
+        );
     }
 
     fn texts(block: &Block) -> Vec<String> {

@@ -48,6 +48,12 @@ pub enum QueryError {
         kind: ColumnKind,
         value: String,
     },
+    #[error("read {rows} rows of {table} but it holds {expected}; nothing was written for it")]
+    IncompleteExport {
+        table: String,
+        rows: u64,
+        expected: u64,
+    },
     #[error("no table '{0}' in the archive")]
     UnknownTable(String),
     #[error("cannot partition {table} by {key}: it has no {column} column")]
@@ -72,6 +78,8 @@ pub enum QueryError {
     Output(#[from] std::io::Error),
     #[error("{0}")]
     Frame(#[from] PolarsError),
+    #[error("{0}")]
+    Archive(#[from] crate::store::StoreError),
 }
 
 /// Prepares one statement and refuses anything that would write.
