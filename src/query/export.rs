@@ -465,12 +465,11 @@ fn export_table(
 }
 
 /// The two halves of an unpartitioned `calls` table with at least `min_rows` rows, split near
-/// its middle row in the order of `calls_columns` (provider, created_at): each half is a
-/// range of that index, so neither reads the other's pages. Also the table's row count, which
-/// the halves must add up to. Rows without `created_at` sort
-/// first within their provider, so they go to the first half. `None` for smaller tables, an
-/// archive without `calls_columns` (older than schema 2, read without upgrading), or a middle
-/// row without `created_at`.
+/// its middle row in the order of `calls_columns` (provider, created_at), and the table's row
+/// count, which the halves must add up to. Each half is a range of that index, so neither
+/// reads the other's pages. Rows without `created_at` sort first within their provider, so
+/// they go to the first half. `None` for smaller tables, an archive without `calls_columns`
+/// (older than schema 2, read without upgrading), or a middle row without `created_at`.
 fn split_calls(
     conn: &Connection,
     plan: &Plan,
