@@ -15,9 +15,9 @@
 //! A table goes through three threads: the caller's steps SQLite and copies blocks of rows out
 //! (`RawRows`, sealed into a `Block` once its text is checked), the next builds frames, the
 //! last encodes and writes them. Stepping SQLite is the longest of the three, so a large
-//! unpartitioned `calls` table is read in two halves at once, on two connections in one
-//! snapshot, each half into its own file (`part-0`, `part-1`); the two together are checked
-//! against the table's row count.
+//! unpartitioned table is read in two halves at once (two ranges of a key, see `RangeKey`), on
+//! two connections in one snapshot, each half into its own file (`part-0`, `part-1`); the two
+//! together are checked against the table's row count.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -47,7 +47,7 @@ const BLOCK_ROWS: usize = 512;
 const BLOCKS_IN_FLIGHT: usize = 4;
 const BLOCK_BYTES: usize = 32 << 20;
 
-/// Unpartitioned `calls` tables from this many rows on are read in two halves at once.
+/// Unpartitioned tables from this many rows on are read in two halves at once.
 const SPLIT_ROWS: u64 = 2 * CHUNK_ROWS as u64;
 
 /// Rows sampled to find the middle of `calls`; the median of 255 is within about 3% of the
@@ -227,6 +227,18 @@ struct Plan {
     names: Vec<String>,
     kinds: Vec<super::frame::ColumnKind>,
     keys: usize,
+    /// How the table can be read in two halves; `None` when partitioned.
+    range: Option<RangeKey>,
+}
+
+/// An order SQLite can read a table in by ranges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RangeKey {
+    /// `calls` through its covering index `calls_columns`, by (provider, created_at).
+    CallsColumns,
+    /// An integer key that is never NULL: the rowid, or the first primary key column of a
+    /// WITHOUT ROWID table (the parts' `call_seq`).
+    Integer(&'static str),
 }
 
 fn plan(conn: &Connection, options: &ExportOptions, table: &str) -> Result<Plan, QueryError> {
@@ -242,6 +254,23 @@ fn plan(conn: &Connection, options: &ExportOptions, table: &str) -> Result<Plan,
     let columns: Vec<(String, Option<String>)> = info
         .query_map([], |r| Ok((r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
+    let first_key: Option<String> = conn
+        .query_row(
+            "SELECT name FROM pragma_table_info(?1) WHERE pk = 1",
+            [table],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let without_rowid: bool = conn.query_row(
+        "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
+        [table],
+        |r| r.get(0),
+    )?;
+    let calls_columns: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = 'calls_columns'",
+        [],
+        |r| r.get(0),
+    )?;
     let has = |name: &str| columns.iter().any(|(c, _)| c == name);
     let part = options.partition;
     let cannot = |key: &str, column: &'static str| QueryError::CannotPartition {
@@ -281,6 +310,17 @@ fn plan(conn: &Connection, options: &ExportOptions, table: &str) -> Result<Plan,
         .map(|(c, _)| format!("t.{}", quote(c)))
         .chain(keys.iter().cloned())
         .collect();
+    let range = if !keys.is_empty() {
+        None
+    } else if table == "calls" && calls_columns {
+        Some(RangeKey::CallsColumns)
+    } else if !without_rowid {
+        Some(RangeKey::Integer("rowid"))
+    } else if first_key.as_deref() == Some("call_seq") {
+        Some(RangeKey::Integer("call_seq"))
+    } else {
+        None
+    };
     let columns = select.join(", ");
     Ok(Plan {
         table: table.to_string(),
@@ -293,6 +333,7 @@ fn plan(conn: &Connection, options: &ExportOptions, table: &str) -> Result<Plan,
             .map(|(c, d)| declared_kind(c, d.as_deref()))
             .collect(),
         keys: keys.len(),
+        range,
     })
 }
 
@@ -428,7 +469,7 @@ fn export_table(
     };
     let (mut parts, mut second_parts) = (new_parts(0), new_parts(1));
     let halves = match helper {
-        Some(helper) => split_calls(conn, &plan, split_rows)?.map(|halves| (helper, halves)),
+        Some(helper) => split_table(conn, &plan, split_rows)?.map(|halves| (helper, halves)),
         None => None,
     };
     let written = match halves {
@@ -464,29 +505,55 @@ fn export_table(
     })
 }
 
-/// The two halves of an unpartitioned `calls` table with at least `min_rows` rows, split near
-/// its middle row in the order of `calls_columns` (provider, created_at), and the table's row
-/// count, which the halves must add up to. Each half is a range of that index, so neither
-/// reads the other's pages. Rows without `created_at` sort first within their provider, so
-/// they go to the first half. `None` for smaller tables, an archive without `calls_columns`
-/// (older than schema 2, read without upgrading), or a middle row without `created_at`.
-fn split_calls(
+/// The two halves of an unpartitioned table with at least `min_rows` rows, each a range of
+/// the plan's `RangeKey` (so neither reads the other's pages), and the table's row count,
+/// which the halves must add up to. `None` for smaller tables and tables with no such key.
+fn split_table(
     conn: &Connection,
     plan: &Plan,
     min_rows: u64,
 ) -> Result<Option<([Plan; 2], u64)>, QueryError> {
-    if plan.table != "calls" || plan.keys > 0 {
+    let Some(range) = plan.range else {
+        return Ok(None);
+    };
+    let table = quote(&plan.table);
+    let rows: u64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    if rows < min_rows.max(2) {
         return Ok(None);
     }
-    let indexed: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = 'calls_columns'",
-        [],
-        |r| r.get(0),
-    )?;
-    let rows: u64 = conn.query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
-    if !indexed || rows < min_rows.max(2) {
+    let cut = match range {
+        RangeKey::CallsColumns => calls_middle(conn)?,
+        RangeKey::Integer(key) => integer_middle(conn, &table, key)?,
+    };
+    let Some((params, [first, second])) = cut else {
         return Ok(None);
-    }
+    };
+    let from = match range {
+        RangeKey::CallsColumns => format!("{table} t INDEXED BY calls_columns"),
+        RangeKey::Integer(_) => format!("{table} t"),
+    };
+    let half = |ranges: &[String]| {
+        let arms: Vec<String> = ranges
+            .iter()
+            .map(|range| format!("SELECT {} FROM {from} WHERE {range}", plan.columns))
+            .collect();
+        Plan {
+            sql: arms.join(" UNION ALL "),
+            params: params.clone(),
+            ..plan.clone()
+        }
+    };
+    Ok(Some(([half(&first), half(&second)], rows)))
+}
+
+/// The ranges of a cut: the parameters they use, then the first half's ranges and the
+/// second's, each a list of disjoint ranges in key order.
+type Cut = (Vec<(&'static str, Value)>, [Vec<String>; 2]);
+
+/// `calls` cut near its middle in the order of `calls_columns` (provider, created_at). Rows
+/// without `created_at` sort first within their provider, so they go to the first half.
+/// `None` when the middle row has no `created_at`.
+fn calls_middle(conn: &Connection) -> Result<Option<Cut>, QueryError> {
     // The middle of a sample of rows spread evenly over the rowids: a range of the index would
     // have to be walked to find the exact middle, and a rough one only costs balance.
     let middle: Option<(Value, Value)> = conn
@@ -507,32 +574,40 @@ fn split_calls(
         Some((_, Value::Null)) | None => return Ok(None),
         Some(key) => key,
     };
-    let half = |ranges: &[&str]| {
-        let arms: Vec<String> = ranges
-            .iter()
-            .map(|range| {
-                format!(
-                    "SELECT {} FROM calls t INDEXED BY calls_columns WHERE {range}",
-                    plan.columns
-                )
-            })
-            .collect();
-        Plan {
-            sql: arms.join(" UNION ALL "),
-            params: vec![(":p", provider.clone()), (":c", created_at.clone())],
-            ..plan.clone()
-        }
-    };
+    let ranges = |ranges: &[&str]| ranges.iter().map(|r| r.to_string()).collect();
     Ok(Some((
+        vec![(":p", provider), (":c", created_at)],
         [
-            half(&[
+            ranges(&[
                 "t.provider < :p",
                 "t.provider = :p AND t.created_at IS NULL",
                 "t.provider = :p AND t.created_at < :c",
             ]),
-            half(&["t.provider = :p AND t.created_at >= :c", "t.provider > :p"]),
+            ranges(&["t.provider = :p AND t.created_at >= :c", "t.provider > :p"]),
         ],
-        rows,
+    )))
+}
+
+/// A table cut at the middle of its integer `key`'s span (both ends are index lookups).
+/// `None` when the key holds something other than integers.
+fn integer_middle(conn: &Connection, table: &str, key: &str) -> Result<Option<Cut>, QueryError> {
+    let span: (Value, Value) = conn.query_row(
+        &format!("SELECT (SELECT min({key}) FROM {table}), (SELECT max({key}) FROM {table})"),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (Value::Integer(lo), Value::Integer(hi)) = span else {
+        return Ok(None);
+    };
+    let Some(middle) = hi.checked_sub(lo).and_then(|d| (lo + d / 2).checked_add(1)) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        vec![(":m", Value::Integer(middle))],
+        [
+            vec![format!("t.{key} < :m")],
+            vec![format!("t.{key} >= :m")],
+        ],
     )))
 }
 
@@ -900,8 +975,49 @@ mod tests {
         ids
     }
 
+    /// Every row a statement of `plan` reads, as text.
+    fn rows_of(conn: &Connection, plan: &Plan) -> Vec<String> {
+        let mut stmt = conn.prepare(&plan.sql).unwrap();
+        for (name, value) in &plan.params {
+            stmt.raw_bind_parameter(*name, value).unwrap();
+        }
+        let mut rows = stmt.raw_query();
+        let mut all = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            let values: Vec<String> = (0..plan.names.len())
+                .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                .collect();
+            all.push(values.join("|"));
+        }
+        all
+    }
+
+    /// Asserts that each arm of `plan` searches a range of `index` (no full scan, no sort).
+    fn assert_reads_ranges(conn: &Connection, plan: &Plan, index: &str) {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", plan.sql))
+            .unwrap();
+        for (name, value) in &plan.params {
+            stmt.raw_bind_parameter(*name, value).unwrap();
+        }
+        let mut rows = stmt.raw_query();
+        let mut steps: Vec<String> = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get(3).unwrap());
+        }
+        let reads: Vec<&String> = steps.iter().filter(|s| s.contains(" t ")).collect();
+        assert_eq!(reads.len(), plan.sql.matches(" UNION ALL ").count() + 1);
+        assert!(
+            reads
+                .iter()
+                .all(|s| s.starts_with("SEARCH t USING ") && s.contains(index))
+                && !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+            "{steps:?}"
+        );
+    }
+
     #[test]
-    fn calls_split_into_two_index_ranges_that_hold_every_row_once() {
+    fn large_tables_split_into_two_ranges_that_hold_every_row_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
         drop(crate::store::Archive::open(&path).unwrap());
@@ -916,6 +1032,15 @@ mod tests {
                     rusqlite::params![["a", "b", "c"][i % 3], format!("c{i:03}"), created, i],
                 )
                 .unwrap();
+            writable
+                .execute_batch(&format!(
+                    "INSERT INTO call_tags (provider, call_id, tag, call_seq)
+                     VALUES ('{p}', 'c{i:03}', 'x', {i}), ('{p}', 'c{i:03}', 'y', {i});
+                     INSERT INTO evaluations (provider, id, call_id, raw_json, call_seq)
+                     VALUES ('{p}', 'e{i:03}', 'c{i:03}', '{{}}', {i});",
+                    p = ["a", "b", "c"][i % 3]
+                ))
+                .unwrap();
         }
         let conn = crate::store::Archive::open_read_only(&path).unwrap();
         let options = ExportOptions {
@@ -927,7 +1052,8 @@ mod tests {
             compression: Compression::default(),
         };
         let whole = plan(&conn, &options, "calls").unwrap();
-        let ([first, second], rows) = split_calls(&conn, &whole, 1).unwrap().unwrap();
+        assert_eq!(whole.range, Some(RangeKey::CallsColumns));
+        let ([first, second], rows) = split_table(&conn, &whole, 1).unwrap().unwrap();
         assert_eq!(rows, 300);
         let (a, b) = (ids(&conn, &first), ids(&conn, &second));
         assert!(a.len() > 50 && b.len() > 50, "{} + {}", a.len(), b.len());
@@ -937,28 +1063,9 @@ mod tests {
         all.sort();
         assert_eq!(both, all, "every call in exactly one half");
         for half in [&first, &second] {
-            let mut stmt = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {}", half.sql))
-                .unwrap();
-            for (name, value) in &half.params {
-                stmt.raw_bind_parameter(*name, value).unwrap();
-            }
-            let mut rows = stmt.raw_query();
-            let mut steps: Vec<String> = Vec::new();
-            while let Some(row) = rows.next().unwrap() {
-                steps.push(row.get(3).unwrap());
-            }
-            // Each arm is a range of the covering index: no sort, no table rows, no full scan.
-            let reads: Vec<&String> = steps.iter().filter(|s| s.contains(" t ")).collect();
-            assert_eq!(reads.len(), half.sql.matches(" UNION ALL ").count() + 1);
-            assert!(
-                reads.iter().all(|s| {
-                    s.starts_with("SEARCH t USING COVERING INDEX calls_columns (provider")
-                }) && !steps.iter().any(|s| s.contains("TEMP B-TREE")),
-                "{steps:?}"
-            );
+            assert_reads_ranges(&conn, half, "COVERING INDEX calls_columns (provider");
         }
-        assert!(split_calls(&conn, &whole, 301).unwrap().is_none());
+        assert!(split_table(&conn, &whole, 301).unwrap().is_none());
 
         // The whole export: two files, on two connections, with every call once.
         let provenance = Provenance {
@@ -969,11 +1076,27 @@ mod tests {
         let out = dir.path().join("out");
         let options = ExportOptions {
             out: out.clone(),
-            tables: vec!["calls".into()],
+            tables: vec!["calls".into(), "call_tags".into(), "evaluations".into()],
             ..options
         };
         let written = export_splitting_at(&conn, &options, &provenance, 1).unwrap();
-        assert_eq!((written[0].rows, written[0].files), (300, 2));
+        let shape: Vec<(u64, usize)> = written.iter().map(|t| (t.rows, t.files)).collect();
+        assert_eq!(shape, [(300, 2), (600, 2), (300, 2)]);
+        for (table, key) in [("call_tags", "call_seq"), ("evaluations", "rowid")] {
+            let whole = plan(&conn, &options, table).unwrap();
+            assert_eq!(whole.range, Some(RangeKey::Integer(key)));
+            let ([first, second], _) = split_table(&conn, &whole, 1).unwrap().unwrap();
+            for half in [&first, &second] {
+                assert_reads_ranges(&conn, half, "PRIMARY KEY (");
+            }
+            let (mut halves, second) = (rows_of(&conn, &first), rows_of(&conn, &second));
+            assert!(!halves.is_empty() && !second.is_empty(), "{table}");
+            halves.extend(second);
+            halves.sort();
+            let mut all = rows_of(&conn, &whole);
+            all.sort();
+            assert_eq!(halves, all, "{table}: every row in exactly one half");
+        }
         let mut exported = Vec::new();
         for part in ["part-0.parquet", "part-1.parquet"] {
             let file = File::open(out.join("calls").join(part)).unwrap();
@@ -988,7 +1111,7 @@ mod tests {
             .execute("UPDATE calls SET created_at = NULL", [])
             .unwrap();
         assert!(
-            split_calls(&conn, &whole, 1).unwrap().is_none(),
+            split_table(&conn, &whole, 1).unwrap().is_none(),
             "no split at a middle row without created_at"
         );
     }
