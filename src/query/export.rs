@@ -960,51 +960,45 @@ mod tests {
         assert_eq!(hive_segment("day", None), "day=__HIVE_DEFAULT_PARTITION__");
     }
 
-    /// The `id`s a statement of `plan` reads, in order.
-    fn ids(conn: &Connection, plan: &Plan) -> Vec<String> {
-        let id = plan.names.iter().position(|n| n == "id").unwrap();
-        let mut stmt = conn.prepare(&plan.sql).unwrap();
-        for (name, value) in &plan.params {
-            stmt.raw_bind_parameter(*name, value).unwrap();
-        }
-        let mut rows = stmt.raw_query();
-        let mut ids = Vec::new();
-        while let Some(row) = rows.next().unwrap() {
-            ids.push(row.get(id).unwrap());
-        }
-        ids
-    }
-
-    /// Every row a statement of `plan` reads, as text.
-    fn rows_of(conn: &Connection, plan: &Plan) -> Vec<String> {
-        let mut stmt = conn.prepare(&plan.sql).unwrap();
+    /// `sql` run with `plan`'s parameters, one text per row from `text`.
+    fn read(
+        conn: &Connection,
+        sql: &str,
+        plan: &Plan,
+        text: impl Fn(&rusqlite::Row<'_>) -> String,
+    ) -> Vec<String> {
+        let mut stmt = conn.prepare(sql).unwrap();
         for (name, value) in &plan.params {
             stmt.raw_bind_parameter(*name, value).unwrap();
         }
         let mut rows = stmt.raw_query();
         let mut all = Vec::new();
         while let Some(row) = rows.next().unwrap() {
-            let values: Vec<String> = (0..plan.names.len())
-                .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
-                .collect();
-            all.push(values.join("|"));
+            all.push(text(row));
         }
         all
     }
 
+    /// The `id`s a statement of `plan` reads, in order.
+    fn ids(conn: &Connection, plan: &Plan) -> Vec<String> {
+        let id = plan.names.iter().position(|n| n == "id").unwrap();
+        read(conn, &plan.sql, plan, |row| row.get(id).unwrap())
+    }
+
+    /// Every row a statement of `plan` reads, as text.
+    fn rows_of(conn: &Connection, plan: &Plan) -> Vec<String> {
+        read(conn, &plan.sql, plan, |row| {
+            let values: Vec<String> = (0..plan.names.len())
+                .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                .collect();
+            values.join("|")
+        })
+    }
+
     /// Asserts that each arm of `plan` searches a range of `index` (no full scan, no sort).
     fn assert_reads_ranges(conn: &Connection, plan: &Plan, index: &str) {
-        let mut stmt = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", plan.sql))
-            .unwrap();
-        for (name, value) in &plan.params {
-            stmt.raw_bind_parameter(*name, value).unwrap();
-        }
-        let mut rows = stmt.raw_query();
-        let mut steps: Vec<String> = Vec::new();
-        while let Some(row) = rows.next().unwrap() {
-            steps.push(row.get(3).unwrap());
-        }
+        let explain = format!("EXPLAIN QUERY PLAN {}", plan.sql);
+        let steps = read(conn, &explain, plan, |row| row.get(3).unwrap());
         let reads: Vec<&String> = steps.iter().filter(|s| s.contains(" t ")).collect();
         assert_eq!(reads.len(), plan.sql.matches(" UNION ALL ").count() + 1);
         assert!(
