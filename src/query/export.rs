@@ -1150,6 +1150,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn both_readers_keep_one_snapshot_while_a_sync_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        drop(crate::store::Archive::open(&path).unwrap());
+        let writable = Connection::open(&path).unwrap();
+        let add = |i: i64| {
+            writable
+                .execute(
+                    "INSERT INTO calls (provider, id, raw_json, raw_hash, synced_at, seq)
+                     VALUES ('a', ?1, '{}', 0, '2026-11-30T00:00:00.000Z', ?2)",
+                    rusqlite::params![format!("c{i}"), i],
+                )
+                .unwrap()
+        };
+        add(1);
+        let conn = crate::store::Archive::open_read_only(&path).unwrap();
+        let helper = begin_in_one_snapshot(&conn)
+            .unwrap()
+            .expect("a file archive");
+        add(2);
+        let calls = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!((calls(&conn), calls(&helper)), (1, 1));
+        conn.execute_batch("COMMIT").unwrap();
+        assert_eq!(calls(&conn), 2);
+    }
+
     fn texts(block: &Block) -> Vec<String> {
         block
             .cells
