@@ -1012,12 +1012,18 @@ mod tests {
         );
     }
 
+    /// A new, empty archive in `dir`, and a writable connection to it.
+    fn new_archive(dir: &Path) -> (PathBuf, Connection) {
+        let path = dir.join("a.db");
+        drop(crate::store::Archive::open(&path).unwrap());
+        let writable = Connection::open(&path).unwrap();
+        (path, writable)
+    }
+
     #[test]
     fn large_tables_split_into_two_ranges_that_hold_every_row_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.db");
-        drop(crate::store::Archive::open(&path).unwrap());
-        let writable = Connection::open(&path).unwrap();
+        let (path, writable) = new_archive(dir.path());
         // Three providers; every seventh call has no created_at (those sort first).
         for i in 0..300 {
             let created = (i % 7 != 0).then(|| format!("2026-11-{:02}T00:00:00.000Z", 1 + i % 28));
@@ -1153,9 +1159,7 @@ mod tests {
     #[test]
     fn both_readers_keep_one_snapshot_while_a_sync_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.db");
-        drop(crate::store::Archive::open(&path).unwrap());
-        let writable = Connection::open(&path).unwrap();
+        let (path, writable) = new_archive(dir.path());
         let add = |i: i64| {
             writable
                 .execute(
