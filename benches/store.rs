@@ -8,10 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use callvault::providers::bluejay::{parse_call_log, PAGE_SIZE};
+use callvault::providers::bluejay::{parse_call_log, CALLS_PER_PAGE};
 use callvault::providers::{CallRecord, ProviderKind};
 use callvault::sim::Dataset;
-use callvault::store::{Archive, ArchiveWriter, CommittedPage};
+use callvault::store::{Archive, ArchiveWriter, CommittedPage, PageWrite, SourceSpec, StreamId};
 use futures::{StreamExt, TryStreamExt};
 
 const CHUNK: usize = 20_000;
@@ -21,7 +21,18 @@ const IN_FLIGHT: usize = 16;
 fn one_run(calls: u64) -> Result<Duration, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let mut archive = Archive::open(&dir.path().join("store-bench.db"))?;
-    let run = archive.begin_run(ProviderKind::Bluejay, &["bench".into()])?;
+    let source = archive.source_id(&SourceSpec {
+        provider: ProviderKind::Bluejay,
+        account: "bench".into(),
+        base_url: "http://127.0.0.1:9".into(),
+        key_env: "BLUEJAY_API_KEY".into(),
+    })?;
+    let run = archive.begin_run(ProviderKind::Bluejay, source, &["bench".into()])?;
+    let stream = StreamId {
+        provider: ProviderKind::Bluejay,
+        source,
+        scope: "bench".into(),
+    };
     let writer = ArchiveWriter::spawn(archive);
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let mut data = Dataset::new(7, calls, 3, chrono::Utc::now());
@@ -35,19 +46,22 @@ fn one_run(calls: u64) -> Result<Duration, Box<dyn std::error::Error>> {
         let mut pages: Vec<Vec<CallRecord>> = Vec::new();
         let mut rest = records.into_iter().peekable();
         while rest.peek().is_some() {
-            pages.push(rest.by_ref().take(PAGE_SIZE as usize).collect());
+            pages.push(rest.by_ref().take(CALLS_PER_PAGE as usize).collect());
         }
         let started = Instant::now();
         runtime.block_on(async {
             let writes = pages.into_iter().enumerate().map(|(p, page)| {
-                let committed = CommittedPage {
-                    cursor_json: format!("{{\"chunk\":{c},\"page\":{p}}}"),
-                    calls: page.len() as u64,
-                    walk_size: Some(calls),
+                let write = PageWrite {
+                    place: Some(CommittedPage {
+                        cursor_json: format!("{{\"chunk\":{c},\"page\":{p}}}"),
+                        calls: page.len() as u64,
+                        walk_size: Some(calls),
+                        next_json: Some("[]".into()),
+                    }),
+                    ..PageWrite::of_calls(page)
                 };
-                writer.run(move |a| {
-                    a.write_page(ProviderKind::Bluejay, "bench", Some(&committed), run, &page)
-                })
+                let stream = stream.clone();
+                writer.run(move |a| a.write_page(&stream, run, &write))
             });
             futures::stream::iter(writes)
                 .buffer_unordered(IN_FLIGHT)

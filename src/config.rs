@@ -3,14 +3,17 @@
 //! ```toml
 //! [[source]]
 //! provider = "bluejay"
-//! agents = ["agent-1", "agent-2"]
+//! account = "production"                   # optional: the account's name (default "default")
+//! agents = ["agent-1", "agent-2"]          # optional: every agent (or the whole account)
 //! base_url = "https://api.getbluejay.ai"   # optional
-//! label = "production"                     # optional
-//! key_env = "BLUEJAY_API_KEY"              # optional: the variable that holds the key
+//! label = "production"                     # optional: Bluejay's label filter
+//! key_env = "BLUEJAY_PROD_API_KEY"         # optional: the variable that holds the key
 //! ```
 //!
 //! The file names the environment variable that holds a key, never the key itself: a key
-//! written into it is refused with an error that says where keys belong.
+//! written into it is refused with an error that says where keys belong, and `key_env` must
+//! name a variable meant for a key (ending in `_KEY`), so a planted file cannot send, say,
+//! `GITHUB_TOKEN` to a provider.
 
 use std::path::{Path, PathBuf};
 
@@ -32,11 +35,16 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub provider: ProviderKind,
-    pub agents: Vec<String>,
+    pub account: Option<String>,
+    /// `None`: every agent the account has (or the whole account).
+    pub agents: Option<Vec<String>>,
     pub base_url: Option<String>,
     pub label: Option<String>,
     pub key_env: Option<String>,
 }
+
+/// The account name a source has when none is given.
+pub const DEFAULT_ACCOUNT: &str = "default";
 
 impl SourceConfig {
     pub fn key_env(&self) -> &str {
@@ -44,6 +52,18 @@ impl SourceConfig {
             .as_deref()
             .unwrap_or_else(|| self.provider.key_env())
     }
+
+    pub fn account(&self) -> &str {
+        self.account.as_deref().unwrap_or(DEFAULT_ACCOUNT)
+    }
+}
+
+/// Whether `name` may hold an API key: a variable name ending in `_KEY`.
+pub fn is_key_variable(name: &str) -> bool {
+    name.ends_with("_KEY")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,11 +121,57 @@ impl Config {
             path: path.to_path_buf(),
             message: e.message().to_string(),
         })?;
-        if let Some(empty) = config.sources.iter().find(|s| s.agents.is_empty()) {
-            return Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("the {} source lists no agents", empty.provider),
-            });
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        for source in &config.sources {
+            if source.agents.as_ref().is_some_and(Vec::is_empty) {
+                return Err(invalid(format!(
+                    "the {} source lists no agents; leave `agents` out to sync every agent",
+                    source.provider
+                )));
+            }
+            if let Some(agent) = source.agents.iter().flatten().find(|a| a.trim().is_empty()) {
+                return Err(invalid(format!(
+                    "the {} source lists an empty agent id {agent:?}",
+                    source.provider
+                )));
+            }
+            if let Some(var) = &source.key_env {
+                if !is_key_variable(var) {
+                    // The value is not shown: a key pasted here by mistake must not be printed.
+                    return Err(invalid(format!(
+                        "the {} source's key_env must name an environment variable ending in _KEY (like {})",
+                        source.provider,
+                        source.provider.key_env()
+                    )));
+                }
+            }
+            if source.account.as_ref().is_some_and(|a| a.trim().is_empty()) {
+                return Err(invalid(format!(
+                    "the {} source has an empty account name",
+                    source.provider
+                )));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for source in &config.sources {
+            let base = source
+                .base_url
+                .as_deref()
+                .unwrap_or(source.provider.default_base_url());
+            if !names.insert((
+                source.provider,
+                source.account(),
+                base.trim_end_matches('/'),
+            )) {
+                return Err(invalid(format!(
+                    "two {} sources are both account '{}' at {base}; give one an `account` name",
+                    source.provider,
+                    source.account()
+                )));
+            }
         }
         Ok(config)
     }
@@ -123,7 +189,10 @@ mod tests {
             path,
         )
         .unwrap();
-        assert_eq!(ok.sources[0].agents, vec!["a", "b"]);
+        assert_eq!(
+            ok.sources[0].agents.as_deref(),
+            Some(&["a".to_string(), "b".to_string()][..])
+        );
         assert_eq!(ok.sources[0].key_env(), "MY_KEY");
         let err = Config::parse(
             "[[source]]\nprovider = \"bluejay\"\nagents = [\"a\"]\napi_key = \"sk-123\"\n",
@@ -135,5 +204,32 @@ mod tests {
         let err =
             Config::parse("[[source]]\nprovider = \"nope\"\nagents = [\"a\"]\n", path).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn refuses_sources_that_are_ambiguous_or_point_keys_elsewhere() {
+        let path = Path::new("callvault.toml");
+        let err = |text: &str| Config::parse(text, path).unwrap_err().to_string();
+        let token = err("[[source]]\nprovider = \"bluejay\"\nkey_env = \"GITHUB_TOKEN\"\n");
+        assert!(token.contains("ending in _KEY"), "{token}");
+        assert!(!token.contains("GITHUB_TOKEN"), "{token}");
+        assert!(
+            err("[[source]]\nprovider = \"bluejay\"\nagents = []\n").contains("leave `agents` out")
+        );
+        assert!(
+            err("[[source]]\nprovider = \"bluejay\"\nagents = [\"\"]\n").contains("empty agent")
+        );
+        assert!(err("[[source]]\nprovider = \"bluejay\"\nagentz = [\"a\"]\n").contains("agentz"));
+        let twice = err(
+            "[[source]]\nprovider = \"clarion\"\n[[source]]\nprovider = \"clarion\"\nkey_env = \"OTHER_KEY\"\n",
+        );
+        assert!(twice.contains("give one an `account` name"), "{twice}");
+        let two_accounts = Config::parse(
+            "[[source]]\nprovider = \"clarion\"\n[[source]]\nprovider = \"clarion\"\naccount = \"eu\"\nkey_env = \"CLARION_EU_API_KEY\"\n",
+            path,
+        )
+        .unwrap();
+        assert_eq!(two_accounts.sources[1].account(), "eu");
+        assert_eq!(two_accounts.sources[0].agents, None);
     }
 }

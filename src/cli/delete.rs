@@ -15,12 +15,14 @@ use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{parse_positive, parse_rate, Cli, Outcome, DEFAULT_DB};
+use crate::config::is_key_variable;
 use crate::delete::{self, DeletePlan, Selection, DEFAULT_CONCURRENCY, DEFAULT_MAX, SAMPLE_ROWS};
 use crate::providers::{
     self, DeleteMode, HttpClient, Provider, ProviderError, ProviderKind, RetryPolicy,
 };
 use crate::query::named::{is_query_name, search_dirs, NamedQuery};
 use crate::secret::ApiKey;
+use crate::store::journal::Destination;
 use crate::store::{Archive, ArchiveWriter};
 
 #[derive(Args, Debug)]
@@ -50,7 +52,7 @@ pub struct DeleteArgs {
     /// At most this many requests per second
     #[arg(long, value_parser = parse_rate)]
     pub rps: Option<f64>,
-    /// The provider's API address [default: where the archive synced it from]
+    /// Send every request here [default: each call's own source, where it was synced from]
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// Finish an interrupted job: send its pending and retryable items, without re-planning
@@ -117,8 +119,42 @@ fn adapter(
     })
 }
 
-fn key_for(kind: ProviderKind) -> anyhow::Result<ApiKey> {
-    Ok(ApiKey::from_env(kind.key_env())?)
+/// The adapter for one destination, with the key from the destination's own variable.
+fn adapter_for(
+    destination: &Destination,
+    http: &HttpClient,
+    base_url: &str,
+) -> anyhow::Result<Arc<dyn Provider>> {
+    if !is_key_variable(&destination.key_env) {
+        bail!(
+            "the archive names '{}' as the {} key variable; callvault reads keys only from variables ending in _KEY",
+            destination.key_env,
+            destination.provider
+        );
+    }
+    let key = ApiKey::from_env(&destination.key_env)?;
+    adapter(destination.provider, http.clone(), base_url, key)
+}
+
+/// `--base-url` sends every request of a run to one address: refused when the calls belong
+/// to more than one provider.
+fn override_url(
+    args: &DeleteArgs,
+    providers: impl IntoIterator<Item = ProviderKind>,
+) -> anyhow::Result<Option<&str>> {
+    let Some(url) = args.base_url.as_deref() else {
+        return Ok(None);
+    };
+    let mut kinds: Vec<ProviderKind> = providers.into_iter().collect();
+    kinds.sort_by_key(|k| k.as_str());
+    kinds.dedup();
+    if kinds.len() > 1 {
+        bail!(
+            "--base-url would send the deletes of {} providers to one address; select one provider's calls at a time",
+            kinds.len()
+        );
+    }
+    Ok(Some(url))
 }
 
 /// Refuses early, and without creating a file, when there is no archive at `path`.
@@ -134,7 +170,7 @@ pub async fn run(cli: &Cli, args: &DeleteArgs) -> anyhow::Result<Outcome> {
         return resume(cli, args, &path, job).await;
     }
     let selection = selection(args, &path)?;
-    let plan = {
+    let mut plan = {
         let (path, selection, mode, max) = (path.clone(), selection.clone(), args.mode, args.max);
         // rusqlite blocks; keep it off the async runtime.
         tokio::task::spawn_blocking(move || -> anyhow::Result<DeletePlan> {
@@ -149,17 +185,27 @@ pub async fn run(cli: &Cli, args: &DeleteArgs) -> anyhow::Result<Outcome> {
         eprintln!("the selection matched no calls; nothing to delete");
         return Ok(Outcome::Success);
     }
+    if let Some(url) = override_url(args, plan.providers())? {
+        for target in &mut plan.targets {
+            target.destination.base_url = url.to_string();
+        }
+    }
     let http =
         HttpClient::new(RetryPolicy::default(), args.rps).context("building the HTTP client")?;
+    let mut offered = HashMap::new();
+    for kind in plan.providers() {
+        // Only asked which modes it offers: no request is sent, so it needs no key.
+        let provider = adapter(
+            kind,
+            http.clone(),
+            kind.default_base_url(),
+            ApiKey::new(String::new()),
+        )?;
+        offered.insert(kind, provider.delete_modes());
+    }
+    plan.check_modes(|kind| offered.get(&kind).copied().unwrap_or(&[]))?;
+    let summary = plan.summary();
     if !args.yes {
-        let mut offered = HashMap::new();
-        for kind in plan.providers() {
-            // Only asked which modes it offers: a dry run sends nothing, so it needs no key.
-            let key = key_for(kind).unwrap_or_else(|_| ApiKey::new(String::new()));
-            let provider = adapter(kind, http.clone(), kind.default_base_url(), key)?;
-            offered.insert(kind, provider.delete_modes());
-        }
-        plan.check_modes(|kind| offered.get(&kind).copied().unwrap_or(&[]))?;
         print_dry_run(&plan)?;
         eprintln!(
             "dry run: nothing was sent; add --yes to delete these {} call(s)",
@@ -167,31 +213,36 @@ pub async fn run(cli: &Cli, args: &DeleteArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Success);
     }
+    let mut adapters = HashMap::new();
+    for destination in summary.destinations.keys() {
+        let provider = adapter_for(destination, &http, &destination.base_url)?;
+        adapters.insert(destination.clone(), provider);
+    }
     let archive =
         Archive::open(&path).with_context(|| format!("opening the archive {}", path.display()))?;
     let writer = Arc::new(ArchiveWriter::spawn(archive));
-    let mut base_urls = BTreeMap::new();
-    let mut adapters = HashMap::new();
-    for kind in plan.providers() {
-        let base_url = match &args.base_url {
-            Some(url) => url.clone(),
-            None => writer
-                .run(move |a| a.base_url(kind))
-                .await?
-                .unwrap_or_else(|| kind.default_base_url().to_string()),
-        };
-        let provider = adapter(kind, http.clone(), &base_url, key_for(kind)?)?;
-        base_urls.insert(kind.as_str(), base_url);
-        adapters.insert(kind, provider);
-    }
-    plan.check_modes(|kind| adapters.get(&kind).map_or(&[], |p| p.delete_modes()))?;
-    let job = delete::freeze(&writer, &plan, &selection, base_urls).await?;
+    let job = delete::freeze(&writer, &plan, &selection).await?;
     eprintln!(
-        "delete job {job}: {} call(s) planned ({}); deleting",
+        "delete job {job}: {} call(s) planned ({}); deleting at {}",
         plan.targets.len(),
-        plan.mode
+        plan.mode,
+        destinations_line(&summary.destinations)
     );
     execute(cli, args, writer, job, adapters).await
+}
+
+/// `bluejay at https://... (3 calls, key BLUEJAY_API_KEY); ...`
+fn destinations_line(destinations: &BTreeMap<Destination, u64>) -> String {
+    destinations
+        .iter()
+        .map(|(d, n)| {
+            format!(
+                "{} at {} ({n} call(s), key ${})",
+                d.provider, d.base_url, d.key_env
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 async fn resume(cli: &Cli, args: &DeleteArgs, path: &Path, job: i64) -> anyhow::Result<Outcome> {
@@ -201,13 +252,17 @@ async fn resume(cli: &Cli, args: &DeleteArgs, path: &Path, job: i64) -> anyhow::
     let writer = Arc::new(ArchiveWriter::spawn(archive));
     let http =
         HttpClient::new(RetryPolicy::default(), args.rps).context("building the HTTP client")?;
+    let destinations = delete::destinations(&writer, job).await?;
+    let url = override_url(args, destinations.iter().map(|d| d.provider))?;
     let mut adapters = HashMap::new();
-    for (kind, stored_url) in delete::endpoints(&writer, job).await? {
-        let base_url = args.base_url.clone().unwrap_or(stored_url);
-        adapters.insert(
-            kind,
-            adapter(kind, http.clone(), &base_url, key_for(kind)?)?,
+    for destination in destinations {
+        let base_url = url.unwrap_or(&destination.base_url).to_string();
+        eprintln!(
+            "delete job {job}: resuming at {} {base_url} (key ${})",
+            destination.provider, destination.key_env
         );
+        let provider = adapter_for(&destination, &http, &base_url)?;
+        adapters.insert(destination, provider);
     }
     execute(cli, args, writer, job, adapters).await
 }
@@ -217,7 +272,7 @@ async fn execute(
     args: &DeleteArgs,
     writer: Arc<ArchiveWriter>,
     job: i64,
-    adapters: HashMap<ProviderKind, Arc<dyn Provider>>,
+    adapters: HashMap<Destination, Arc<dyn Provider>>,
 ) -> anyhow::Result<Outcome> {
     let progress = progress_bar(cli);
     let result = delete::execute(writer.clone(), job, adapters, args.concurrency, progress).await;
@@ -279,6 +334,11 @@ fn print_dry_run(plan: &DeletePlan) -> anyhow::Result<()> {
         counts.add_row([provider.clone(), plan.mode.to_string(), n.to_string()]);
     }
     writeln!(out, "{counts}")?;
+    writeln!(
+        out,
+        "requests would go to: {}",
+        destinations_line(&summary.destinations)
+    )?;
     let agents: Vec<String> = summary
         .agents
         .iter()

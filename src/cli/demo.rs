@@ -60,15 +60,9 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
     )?;
     let source = Source {
         provider,
-        base_url: base_url.clone(),
-        scopes: simulator
-            .agents()
-            .into_iter()
-            .map(|agent_id| Scope {
-                agent_id,
-                label: None,
-            })
-            .collect(),
+        account: "demo".into(),
+        key_env: ProviderKind::Bluejay.key_env().into(),
+        scopes: simulator.agents().into_iter().map(Scope::agent).collect(),
     };
     eprintln!(
         "simulator serving {} calls for {} agents at {base_url}",

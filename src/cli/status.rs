@@ -20,6 +20,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         .load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
         .set_header([
             "provider",
+            "account",
             "stream",
             "calls",
             "evaluations",
@@ -31,6 +32,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     for s in streams {
         table.add_row([
             s.provider,
+            s.account,
             s.scope,
             s.calls.to_string(),
             s.evaluations.to_string(),

@@ -17,10 +17,14 @@ use crate::sync::{self, Source, StreamOutcome, SyncReport, SyncSettings};
 pub struct SyncArgs {
     /// bluejay, cartesia, clarion or ultravox; omit to sync every source in callvault.toml
     pub provider: Option<ProviderKind>,
-    /// An agent to sync (repeatable); defaults to the agents callvault.toml lists
-    #[arg(long = "agent", value_name = "ID")]
+    /// An agent to sync (repeatable) [default: the agents callvault.toml lists, else every
+    /// agent of the account, or the whole account where the provider lists calls account-wide]
+    #[arg(long = "agent", value_name = "ID", value_parser = parse_agent)]
     pub agents: Vec<String>,
-    /// Only calls with this label
+    /// The account's name, to keep two accounts of one provider apart [default: default]
+    #[arg(long, value_name = "NAME", value_parser = parse_agent)]
+    pub account: Option<String>,
+    /// Only calls with this label (Bluejay)
     #[arg(long)]
     pub label: Option<String>,
     /// The provider's API address (the simulator's, in tests)
@@ -52,6 +56,18 @@ pub struct SyncArgs {
     pub config: Option<PathBuf>,
 }
 
+/// An agent id or account name: not empty, no path separators or dot segments.
+fn parse_agent(text: &str) -> Result<String, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("an empty id names nothing".into());
+    }
+    if trimmed == "." || trimmed == ".." || trimmed.contains(['/', '\\']) {
+        return Err(format!("'{text}' is not an id (no '/', '.' or '..')"));
+    }
+    Ok(trimmed.to_string())
+}
+
 fn config_path(cli: &Cli, args: &SyncArgs) -> PathBuf {
     if let Some(path) = &args.config {
         return path.clone();
@@ -76,42 +92,50 @@ fn resolve_sources(cli: &Cli, args: &SyncArgs) -> anyhow::Result<Vec<SourceConfi
         }
         if configured.is_empty() {
             bail!(
-                "nothing to sync: no sources in {}; name a provider (callvault sync bluejay --agent ID) or add a [[source]] there",
+                "nothing to sync: no sources in {}; name a provider (callvault sync bluejay) or add a [[source]] there",
                 path.display()
             );
         }
-        return Ok(configured);
+        return Ok(configured
+            .into_iter()
+            .filter(|s| args.account.as_deref().is_none_or(|a| a == s.account()))
+            .collect());
     };
-    if !args.agents.is_empty() {
-        let from_config = configured.iter().find(|s| s.provider == kind);
-        return Ok(vec![SourceConfig {
-            provider: kind,
-            agents: args.agents.clone(),
-            base_url: args
-                .base_url
-                .clone()
-                .or_else(|| from_config.and_then(|s| s.base_url.clone())),
-            label: args.label.clone(),
-            key_env: from_config.and_then(|s| s.key_env.clone()),
-        }]);
-    }
-    let mine: Vec<SourceConfig> = configured
+    let mut mine: Vec<SourceConfig> = configured
         .into_iter()
         .filter(|s| s.provider == kind)
+        .filter(|s| args.account.as_deref().is_none_or(|a| a == s.account()))
         .collect();
     if mine.is_empty() {
-        bail!(
-            "no agents to sync: pass --agent ID, or list {kind} agents in {}",
-            path.display()
-        );
+        mine.push(SourceConfig {
+            provider: kind,
+            account: args.account.clone(),
+            agents: None,
+            base_url: None,
+            label: None,
+            key_env: None,
+        });
+    }
+    if !args.agents.is_empty() {
+        if mine.len() > 1 {
+            bail!(
+                "callvault.toml has {} {kind} sources; pick one with --account NAME",
+                mine.len()
+            );
+        }
+        mine.truncate(1);
+        mine[0].agents = Some(args.agents.clone());
     }
     Ok(mine)
 }
 
 pub async fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<Outcome> {
     let configs = resolve_sources(cli, args)?;
-    let http =
-        HttpClient::new(RetryPolicy::default(), args.rps).context("building the HTTP client")?;
+    let policy = RetryPolicy {
+        max_wait: std::time::Duration::from_secs(args.max_wait),
+        ..RetryPolicy::default()
+    };
+    let http = HttpClient::new(policy, args.rps).context("building the HTTP client")?;
     let mut sources = Vec::new();
     for config in &configs {
         let key = ApiKey::from_env(config.key_env())?;
@@ -122,17 +146,28 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<Outcome> {
             .unwrap_or_else(|| config.provider.default_base_url().to_string());
         let provider = providers::connect(config.provider, http.clone(), &base_url, key)?;
         let label = args.label.clone().or_else(|| config.label.clone());
+        let mut scopes = match &config.agents {
+            Some(agents) => agents.iter().map(Scope::agent).collect(),
+            None => provider
+                .discover_scopes()
+                .await
+                .with_context(|| format!("finding the {} account's agents", config.provider))?,
+        };
+        for scope in &mut scopes {
+            scope.label.clone_from(&label);
+        }
+        if scopes.is_empty() {
+            eprintln!(
+                "{} account '{}' has no agents; nothing to sync there",
+                config.provider,
+                config.account()
+            );
+        }
         sources.push(Source {
             provider,
-            base_url,
-            scopes: config
-                .agents
-                .iter()
-                .map(|agent| Scope {
-                    agent_id: agent.clone(),
-                    label: label.clone(),
-                })
-                .collect(),
+            account: config.account().to_string(),
+            key_env: config.key_env().to_string(),
+            scopes,
         });
     }
     let path = cli.archive_path(DEFAULT_DB);
@@ -172,7 +207,7 @@ pub async fn run_sync(
 /// stream failed outright, 3 when some did not complete, 0 otherwise.
 pub fn report_outcome(report: &SyncReport) -> anyhow::Result<Outcome> {
     eprintln!("{}", report.summary_line());
-    let failed: Vec<_> = report.failed().collect();
+    let failed: Vec<_> = report.incomplete().collect();
     let mut stopped = false;
     for s in &failed {
         let (what, why) = match &s.outcome {
@@ -184,7 +219,7 @@ pub fn report_outcome(report: &SyncReport) -> anyhow::Result<Outcome> {
             }
             StreamOutcome::Complete => continue,
         };
-        eprintln!("{} {} {what}: {why}", s.provider, s.scope);
+        eprintln!("{} {} {} {what}: {why}", s.provider, s.account, s.scope);
     }
     if stopped {
         eprintln!("everything fetched so far is archived; run the same sync again to resume");
@@ -200,7 +235,9 @@ pub fn report_outcome(report: &SyncReport) -> anyhow::Result<Outcome> {
         let first = failed
             .first()
             .map(|s| match &s.outcome {
-                StreamOutcome::Failed(why) => format!("{} {}: {why}", s.provider, s.scope),
+                StreamOutcome::Failed(why) => {
+                    format!("{} {} {}: {why}", s.provider, s.account, s.scope)
+                }
                 _ => String::new(),
             })
             .unwrap_or_default();

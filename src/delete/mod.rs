@@ -28,7 +28,8 @@ use tokio::task::JoinSet;
 
 use crate::providers::{DeleteMode, DeleteOutcome, Provider, ProviderError, ProviderKind};
 use crate::store::journal::{
-    examples, FailedItem, ItemResult, ItemState, JobCounts, JournalError, PendingItem, PlannedItem,
+    examples, Destination, FailedItem, ItemResult, ItemState, JobCounts, JournalError, PendingItem,
+    PlannedItem,
 };
 use crate::store::{ArchiveWriter, StoreError};
 
@@ -77,8 +78,10 @@ pub enum DeleteError {
         count: usize,
         examples: String,
     },
-    #[error("no {0} adapter was given for this job")]
-    NoProvider(ProviderKind),
+    #[error("no adapter was given for {} at {}", .0.provider, .0.base_url)]
+    NoProvider(Destination),
+    #[error("{count} selected call(s) have no recorded source to delete them at ({examples}); sync them again first")]
+    NoSource { count: usize, examples: String },
     #[error("delete job {job} stopped: {cause}; {pending} item(s) stay pending, run `callvault delete --resume {job}` once it is fixed")]
     Stopped {
         job: i64,
@@ -116,13 +119,14 @@ impl Selection {
     }
 }
 
-/// One call a plan deletes.
+/// One call a plan deletes, and where its delete goes: the source that archived it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     pub provider: ProviderKind,
     pub call_id: String,
     pub agent_id: Option<String>,
     pub created_at: Option<String>,
+    pub destination: Destination,
 }
 
 /// The calls a selection chose, checked, deduplicated, in selection order.
@@ -137,6 +141,8 @@ pub struct DeletePlan {
 pub struct PlanSummary {
     /// Calls per provider.
     pub providers: BTreeMap<String, u64>,
+    /// Calls per destination (where the requests go).
+    pub destinations: BTreeMap<Destination, u64>,
     /// Calls per agent (`-` for calls without one).
     pub agents: BTreeMap<String, u64>,
     pub first_created: Option<String>,
@@ -208,26 +214,48 @@ impl DeletePlan {
             }
         }
         drop(rows);
-        let mut lookup =
-            conn.prepare("SELECT agent_id, created_at FROM calls WHERE provider = ?1 AND id = ?2")?;
+        // The source that last served the call; one archived before sources were recorded
+        // belongs to its provider's first source (schema 4).
+        let mut lookup = conn.prepare(
+            "SELECT c.agent_id, c.created_at, o.base_url, o.key_env FROM calls c
+             LEFT JOIN sources o ON o.id = coalesce(c.source_id,
+                (SELECT min(f.id) FROM sources f WHERE f.provider = c.provider))
+             WHERE c.provider = ?1 AND c.id = ?2",
+        )?;
         let mut targets = Vec::with_capacity(picked.len());
-        let mut missing = Vec::new();
+        let (mut missing, mut sourceless) = (Vec::new(), Vec::new());
         for (provider, call_id) in picked {
             let mut found = lookup.query(params![provider.as_str(), call_id])?;
-            match found.next()? {
-                Some(row) => targets.push(Target {
+            let Some(row) = found.next()? else {
+                missing.push(format!("{provider}/{call_id}"));
+                continue;
+            };
+            let (Some(base_url), Some(key_env)) = (row.get(2)?, row.get(3)?) else {
+                sourceless.push(format!("{provider}/{call_id}"));
+                continue;
+            };
+            targets.push(Target {
+                provider,
+                agent_id: row.get(0)?,
+                created_at: row.get(1)?,
+                destination: Destination {
                     provider,
-                    agent_id: row.get(0)?,
-                    created_at: row.get(1)?,
-                    call_id,
-                }),
-                None => missing.push(format!("{provider}/{call_id}")),
-            }
+                    base_url,
+                    key_env,
+                },
+                call_id,
+            });
         }
         if !missing.is_empty() {
             return Err(DeleteError::NotArchived {
                 count: missing.len(),
                 examples: examples(&missing),
+            });
+        }
+        if !sourceless.is_empty() {
+            return Err(DeleteError::NoSource {
+                count: sourceless.len(),
+                examples: examples(&sourceless),
             });
         }
         Ok(DeletePlan { mode, targets })
@@ -280,6 +308,7 @@ impl DeletePlan {
         let mut s = PlanSummary::default();
         for t in &self.targets {
             *s.providers.entry(t.provider.to_string()).or_default() += 1;
+            *s.destinations.entry(t.destination.clone()).or_default() += 1;
             let agent = t.agent_id.clone().unwrap_or_else(|| "-".into());
             *s.agents.entry(agent).or_default() += 1;
             if let Some(c) = &t.created_at {
@@ -298,9 +327,9 @@ impl DeletePlan {
         self.targets
             .iter()
             .map(|t| PlannedItem {
-                provider: t.provider,
                 call_id: t.call_id.clone(),
                 agent_id: t.agent_id.clone(),
+                destination: t.destination.clone(),
             })
             .collect()
     }
@@ -348,30 +377,29 @@ fn kind_of(v: ValueRef<'_>) -> &'static str {
     }
 }
 
-/// Freezes `plan` as a new job: every target is in the journal before anything is sent.
-/// `base_urls` says where each provider of the plan is reached.
+/// Freezes `plan` as a new job: every target, with its destination, is in the journal
+/// before anything is sent.
 pub async fn freeze(
     writer: &ArchiveWriter,
     plan: &DeletePlan,
     selection: &Selection,
-    base_urls: BTreeMap<&'static str, String>,
 ) -> Result<i64, DeleteError> {
     let items = plan.planned_items();
     let mode = plan.mode;
     let sql = selection.sql.clone();
     let params_json = selection.params_json();
     let job = writer
-        .run(move |a| Ok(a.freeze_job(&sql, params_json.as_deref(), mode, &items, &base_urls)))
+        .run(move |a| Ok(a.freeze_job(&sql, params_json.as_deref(), mode, &items)))
         .await??;
     Ok(job)
 }
 
-/// Where each provider of a job's outstanding items is reached.
-pub async fn endpoints(
+/// Where a job's outstanding items go.
+pub async fn destinations(
     writer: &ArchiveWriter,
     job: i64,
-) -> Result<Vec<(ProviderKind, String)>, DeleteError> {
-    Ok(writer.run(move |a| Ok(a.job_endpoints(job))).await??)
+) -> Result<Vec<Destination>, DeleteError> {
+    Ok(writer.run(move |a| Ok(a.job_destinations(job))).await??)
 }
 
 /// How a run of a job went.
@@ -407,26 +435,28 @@ impl JobReport {
 
 /// Sends every outstanding item of `job` and records each response as it comes.
 ///
-/// `providers` holds one adapter per provider of the job. At most `concurrency` requests are
-/// in flight; the adapters' shared `HttpClient` applies the retry policy and rate limit.
+/// `providers` holds one adapter per destination of the job: an item's request goes to the
+/// adapter of its own destination and no other. At most `concurrency` requests are in
+/// flight; the adapters' shared `HttpClient` applies the retry policy and rate limit.
 pub async fn execute(
     writer: Arc<ArchiveWriter>,
     job: i64,
-    providers: HashMap<ProviderKind, Arc<dyn Provider>>,
+    providers: HashMap<Destination, Arc<dyn Provider>>,
     concurrency: usize,
     progress: ProgressBar,
 ) -> Result<JobReport, DeleteError> {
     let started = Instant::now();
     let start = writer.run(move |a| Ok(a.start_job(job))).await??;
     let mode = start.mode;
-    if let Some(kind) = start
+    if let Some(missing) = start
         .items
         .iter()
-        .map(|i| i.provider)
-        .find(|k| !providers.contains_key(k))
+        .map(|i| &i.destination)
+        .find(|d| !providers.contains_key(d))
+        .cloned()
     {
         writer.run(move |a| Ok(a.finish_job(job))).await??;
-        return Err(DeleteError::NoProvider(kind));
+        return Err(DeleteError::NoProvider(missing));
     }
     progress.set_length(start.items.len() as u64);
 
@@ -452,9 +482,9 @@ pub async fn execute(
             break;
         }
         let provider = providers
-            .get(&item.provider)
+            .get(&item.destination)
             .cloned()
-            .ok_or(DeleteError::NoProvider(item.provider))?;
+            .ok_or_else(|| DeleteError::NoProvider(item.destination.clone()))?;
         let (results, stop, fatal) = (results_tx.clone(), stop.clone(), fatal.clone());
         sent += 1;
         tasks.spawn(async move {
@@ -513,8 +543,14 @@ pub async fn execute(
 
 /// What a provider's answer makes of an item.
 fn item_result(item: &PendingItem, response: &Result<DeleteOutcome, ProviderError>) -> ItemResult {
+    let replacement = match response {
+        Ok(DeleteOutcome::Redacted(call)) => Some(call.clone()),
+        _ => None,
+    };
     let (state, http_status, error, retryable) = match response {
-        Ok(DeleteOutcome::Deleted) => (ItemState::Done, None, None, false),
+        Ok(DeleteOutcome::Deleted | DeleteOutcome::Redacted(_)) => {
+            (ItemState::Done, None, None, false)
+        }
         Ok(DeleteOutcome::Gone) => (ItemState::Gone, Some(404), None, false),
         // Left pending: once the key is fixed, `--resume` sends it again.
         Err(e) if e.is_fatal_for_run() => (
@@ -534,12 +570,13 @@ fn item_result(item: &PendingItem, response: &Result<DeleteOutcome, ProviderErro
         ),
     };
     ItemResult {
-        provider: item.provider,
+        provider: item.destination.provider,
         call_id: item.call_id.clone(),
         state,
         http_status,
         error,
         retryable,
+        replacement,
     }
 }
 
@@ -574,9 +611,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
         let mut archive = Archive::open(&path).unwrap();
-        let run = archive
-            .begin_run(ProviderKind::Bluejay, &["a".into()])
-            .unwrap();
+        let (stream, run) = crate::store::test_stream(&mut archive, ProviderKind::Bluejay, "a");
         let calls: Vec<_> = (1..=5)
             .map(|i| {
                 parse_call_log(&format!(
@@ -587,7 +622,7 @@ mod tests {
             })
             .collect();
         archive
-            .write_page(ProviderKind::Bluejay, "a", None, run, &calls)
+            .write_page(&stream, run, &crate::store::PageWrite::of_calls(calls))
             .unwrap();
         drop(archive);
         let conn = Archive::open_read_only(&path).unwrap();

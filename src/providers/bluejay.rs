@@ -16,17 +16,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::http::{endpoint_url, secret_header};
 use super::json::Fields;
 use super::{
     CallEvent, CallRecord, CustomMetric, DeleteMode, DeleteOutcome, Evaluation, HttpClient, Page,
-    PageCursor, Participant, Provider, ProviderError, ProviderKind, Scope, StreamState, ToolCall,
-    WalkOptions, WalkPlan, Window,
+    PageCursor, Pagination, Participant, Provider, ProviderError, ProviderKind, Scope, StreamState,
+    ToolCall, WalkOptions, WalkPlan, Window,
 };
 use crate::secret::ApiKey;
 use crate::time::{format_timestamp, normalize_timestamp, parse_timestamp};
 
-/// The largest page Bluejay serves.
-pub const PAGE_SIZE: u32 = 100;
+/// The most calls a Bluejay page holds.
+pub const CALLS_PER_PAGE: u32 = 100;
 
 /// Added to the time since the last complete walk when choosing a window, so calls logged
 /// late or with skewed clocks are still covered.
@@ -58,28 +59,11 @@ impl Bluejay {
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
-        let mut url = Url::parse(&self.base_url).map_err(|e| ProviderError::Malformed {
-            provider: ProviderKind::Bluejay,
-            endpoint: self.base_url.clone(),
-            message: format!("not a base URL: {e}"),
-        })?;
-        url.path_segments_mut()
-            .map_err(|_| ProviderError::Malformed {
-                provider: ProviderKind::Bluejay,
-                endpoint: self.base_url.clone(),
-                message: "the base URL cannot take a path".into(),
-            })?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        endpoint_url(ProviderKind::Bluejay, &self.base_url, segments)
     }
 
     fn key_header(&self) -> HeaderValue {
-        // A key that is not a valid header value is sent empty and answered with 401.
-        let mut value = HeaderValue::from_str(self.key.expose())
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
-        value.set_sensitive(true);
-        value
+        secret_header(self.key.expose())
     }
 }
 
@@ -125,6 +109,53 @@ impl Provider for Bluejay {
         ProviderKind::Bluejay
     }
 
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn pagination(&self) -> Pagination {
+        Pagination::NumberedPages
+    }
+
+    /// Bluejay lists calls per agent only, so a sync without `--agent` covers every agent of
+    /// `GET /v1/all-agents`. Its shape is not in the OpenAPI file: a bare array or one under
+    /// `agents`/`data`, each agent with `id` or `agent_id`, are all read.
+    async fn discover_scopes(&self) -> Result<Vec<Scope>, ProviderError> {
+        let url = self.url(&["v1", "all-agents"])?;
+        let endpoint = "GET /v1/all-agents";
+        let key = self.key_header();
+        self.http
+            .execute(
+                ProviderKind::Bluejay,
+                endpoint,
+                |client| client.get(url.clone()).header("X-API-Key", key.clone()),
+                |response| {
+                    if !response.status.is_success() {
+                        return Err(response.error(ProviderKind::Bluejay, endpoint));
+                    }
+                    let body: Value = serde_json::from_slice(&response.body)
+                        .map_err(|e| response.malformed(ProviderKind::Bluejay, endpoint, e))?;
+                    let list = match &body {
+                        Value::Array(items) => items.as_slice(),
+                        other => ["agents", "data"]
+                            .iter()
+                            .find_map(|k| other.get(k).and_then(Value::as_array))
+                            .map(Vec::as_slice)
+                            .unwrap_or_default(),
+                    };
+                    Ok(list
+                        .iter()
+                        .filter_map(|a| {
+                            let f = Fields::of(a);
+                            f.text("id").or_else(|| f.text("agent_id"))
+                        })
+                        .map(Scope::agent)
+                        .collect())
+                },
+            )
+            .await
+    }
+
     fn plan_walk(
         &self,
         scope: &Scope,
@@ -152,19 +183,26 @@ impl Provider for Bluejay {
                 endpoint: "cursor".into(),
                 message: e.to_string(),
             })?;
-        let mut url = self.url(&["v1", "retrieve-call-logs", &scope.agent_id])?;
+        let agent = scope
+            .agent_id
+            .as_deref()
+            .ok_or(ProviderError::Unsupported {
+                provider: ProviderKind::Bluejay,
+                what: "account-wide streams (it lists calls per agent)".into(),
+            })?;
+        let mut url = self.url(&["v1", "retrieve-call-logs", agent])?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("page", &cursor.page.to_string())
-                .append_pair("page_size", &PAGE_SIZE.to_string())
+                .append_pair("page_size", &CALLS_PER_PAGE.to_string())
                 .append_pair("last", &cursor.last);
             if let Some(label) = &scope.label {
                 q.append_pair("label", label);
             }
         }
         let endpoint = format!(
-            "GET /v1/retrieve-call-logs/{} page {} last {}",
-            scope.agent_id, cursor.page, cursor.last
+            "GET /v1/retrieve-call-logs/{agent} page {} last {}",
+            cursor.page, cursor.last
         );
         let key = self.key_header();
         self.http
@@ -199,9 +237,8 @@ impl Provider for Bluejay {
                         Vec::new()
                     };
                     Ok(Page {
-                        calls,
-                        next,
                         walk_size: list.total_count,
+                        ..Page::of_calls(calls, next)
                     })
                 },
             )
@@ -267,13 +304,28 @@ impl Provider for Bluejay {
                 &endpoint,
                 |client| client.delete(url.clone()).header("X-API-Key", key.clone()),
                 |response| match response.status.as_u16() {
-                    200..=299 => Ok(DeleteOutcome::Deleted),
+                    // Bluejay documents `{message, status: "200"}`; any other 2xx is not a
+                    // confirmed delete, and the item fails with what came back.
+                    200 if confirms_delete(&response.body) => Ok(DeleteOutcome::Deleted),
+                    200..=299 => Err(response.malformed(
+                        ProviderKind::Bluejay,
+                        &endpoint,
+                        "not the documented delete confirmation {message, status: \"200\"}",
+                    )),
                     404 => Ok(DeleteOutcome::Gone),
                     _ => Err(response.error(ProviderKind::Bluejay, &endpoint)),
                 },
             )
             .await
     }
+}
+
+/// Whether a delete's 200 body is Bluejay's confirmation, `{message, status: "200"}`.
+fn confirms_delete(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| {
+        let f = Fields::of(&v);
+        f.text("status").as_deref() == Some("200") && f.text("message").is_some()
+    })
 }
 
 fn to_cursor(cursor: &BluejayCursor) -> PageCursor {

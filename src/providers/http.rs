@@ -186,6 +186,36 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
+/// `base` with `segments` appended as path segments, each percent-encoded, so an id can never
+/// step out of its place in the path (`..`, `/`, `?`).
+pub fn endpoint_url(
+    provider: ProviderKind,
+    base: &str,
+    segments: &[&str],
+) -> Result<reqwest::Url, ProviderError> {
+    let malformed = |message: String| ProviderError::Malformed {
+        provider,
+        endpoint: base.to_string(),
+        message,
+    };
+    let mut url =
+        reqwest::Url::parse(base).map_err(|e| malformed(format!("not a base URL: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|_| malformed("the base URL cannot take a path".into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// A header value holding a secret: marked sensitive, so no log or debug output shows it. A
+/// key that cannot be a header value is sent empty, and the provider answers 401.
+pub fn secret_header(value: &str) -> reqwest::header::HeaderValue {
+    let mut header = reqwest::header::HeaderValue::from_str(value)
+        .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
+    header.set_sensitive(true);
+    header
+}
+
 /// One `reqwest::Client` for the whole process, plus the retry policy and the rate limit.
 #[derive(Clone)]
 pub struct HttpClient {

@@ -8,6 +8,7 @@
 //! and touches neither `sync` nor `store`. Providers never touch the archive.
 
 pub mod bluejay;
+pub mod cartesia;
 pub mod http;
 pub mod json;
 
@@ -25,7 +26,7 @@ pub use http::{HttpClient, RetryPolicy};
 use crate::secret::ApiKey;
 
 /// The platforms callvault mirrors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     Bluejay,
@@ -98,6 +99,7 @@ pub fn connect(
 ) -> Result<Arc<dyn Provider>, ProviderError> {
     match kind {
         ProviderKind::Bluejay => Ok(Arc::new(bluejay::Bluejay::new(http, base_url, key))),
+        ProviderKind::Cartesia => Ok(Arc::new(cartesia::Cartesia::new(http, base_url, key))),
         other => Err(ProviderError::Unsupported {
             provider: other,
             what: "syncing".into(),
@@ -171,21 +173,58 @@ impl FromStr for Window {
     }
 }
 
-/// One stream of a provider: the calls of one agent, optionally narrowed by a label.
+/// One stream of a source: the calls of one agent, or of the whole account, optionally
+/// narrowed by a label.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Scope {
-    pub agent_id: String,
+    /// `None`: every call of the account (providers that list calls account-wide).
+    pub agent_id: Option<String>,
     pub label: Option<String>,
 }
 
 impl Scope {
-    /// The key the archive stores the stream under.
-    pub fn key(&self) -> String {
-        match &self.label {
-            None => self.agent_id.clone(),
-            Some(label) => format!("{}#label={}", self.agent_id, label),
+    /// The key an account-wide stream is stored under; no provider names an agent `*`.
+    pub const ACCOUNT_KEY: &'static str = "*";
+
+    pub fn agent(id: impl Into<String>) -> Scope {
+        Scope {
+            agent_id: Some(id.into()),
+            label: None,
         }
     }
+
+    pub fn account() -> Scope {
+        Scope {
+            agent_id: None,
+            label: None,
+        }
+    }
+
+    /// The key the archive stores the stream under.
+    pub fn key(&self) -> String {
+        let agent = self.agent_id.as_deref().unwrap_or(Self::ACCOUNT_KEY);
+        match &self.label {
+            None => agent.to_string(),
+            Some(label) => format!("{agent}#label={label}"),
+        }
+    }
+}
+
+/// How a provider pages a stream. The sync engine's drift rules follow from it, never from
+/// the provider's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pagination {
+    /// Numbered pages with a count of the whole walk (Bluejay). Calls arriving or leaving
+    /// shift every later page, so a count that changes mid-walk, a call served on two pages,
+    /// or calls that do not add up to the count mean the walk must be repeated.
+    NumberedPages,
+    /// Keyset cursors, each page naming the next by a key (Cartesia, Ultravox). Calls arriving
+    /// or leaving do not move later pages; a count that changes means nothing, and a call
+    /// seen twice is simply written once.
+    KeysetCursors,
+    /// Time windows with inclusive bounds (Clarion): a call on a bound is served by both
+    /// windows that share it, by design.
+    TimeWindows,
 }
 
 /// What the archive remembers of a stream, handed to `Provider::plan_walk`.
@@ -195,6 +234,9 @@ pub struct StreamState {
     pub last_complete_started_at: Option<DateTime<Utc>>,
     /// The provider's own checkpoint, as it returned it in its last `WalkPlan`.
     pub checkpoint: Option<serde_json::Value>,
+    /// The largest `Page::high_water` of every complete walk so far: how far the provider's
+    /// own ordering (a start or creation time) has been mirrored.
+    pub high_water: Option<String>,
 }
 
 /// What the user asked of this sync.
@@ -230,9 +272,28 @@ pub struct Page {
     pub calls: Vec<CallRecord>,
     /// Pages this one revealed (page 1 reveals pages 2..=total_pages).
     pub next: Vec<PageCursor>,
-    /// How many calls the provider says the whole walk holds, where it says so. A change
-    /// between pages of one walk means calls arrived or vanished while walking.
+    /// How many calls the provider says the whole walk holds, where it says so. With
+    /// `Pagination::NumberedPages`, a change between pages of one walk means calls arrived or
+    /// vanished while walking.
     pub walk_size: Option<u64>,
+    /// Ids of calls the provider says it deleted (tombstones); the archive drops those it holds.
+    pub deleted: Vec<String>,
+    /// The largest value of the provider's ordering key (e.g. start time, RFC 3339 UTC) among
+    /// the page's calls, where the provider's incremental rule needs one.
+    pub high_water: Option<String>,
+}
+
+impl Page {
+    /// A page of calls that reveals `next`, with no count, tombstones or high-water mark.
+    pub fn of_calls(calls: Vec<CallRecord>, next: Vec<PageCursor>) -> Page {
+        Page {
+            calls,
+            next,
+            walk_size: None,
+            deleted: Vec::new(),
+            high_water: None,
+        }
+    }
 }
 
 /// How a delete treats a call at the provider.
@@ -275,9 +336,11 @@ impl FromStr for DeleteMode {
 }
 
 /// What the provider said to a delete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum DeleteOutcome {
     Deleted,
+    /// The provider redacted the call and sent back what it keeps of it.
+    Redacted(Box<CallRecord>),
     /// 404: the call was already gone.
     Gone,
 }
@@ -285,6 +348,16 @@ pub enum DeleteOutcome {
 #[async_trait]
 pub trait Provider: Send + Sync {
     fn kind(&self) -> ProviderKind;
+
+    /// The address requests go to, as the adapter normalised it; a source is known by it.
+    fn base_url(&self) -> &str;
+
+    /// How this provider pages a stream.
+    fn pagination(&self) -> Pagination;
+
+    /// The streams a sync covers when the user names no agent: every agent the account has,
+    /// or the whole account where the provider lists calls account-wide.
+    async fn discover_scopes(&self) -> Result<Vec<Scope>, ProviderError>;
 
     /// Decides how to walk a stream from what the archive remembers of it. Pure: no I/O.
     fn plan_walk(

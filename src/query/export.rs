@@ -60,9 +60,10 @@ const MAX_OPEN_FILES: usize = 128;
 /// Columns that hold the record as received, left out unless `with_raw`.
 const RAW_COLUMNS: &[&str] = &["raw_json", "raw_hash"];
 
-/// The archive's own row order (`calls.seq` and the parts' `call_seq`), meaningless outside
-/// it: a call is exported by (provider, id).
-const LAYOUT_COLUMNS: &[&str] = &["seq", "call_seq"];
+/// The archive's own bookkeeping, meaningless outside it: its row order (`calls.seq` and the
+/// parts' `call_seq`) and the source a call was synced from (`calls.source_id`, which holds
+/// an address). A call is exported by (provider, id).
+const LAYOUT_COLUMNS: &[&str] = &["seq", "call_seq", "source_id"];
 
 /// The file formats of `export`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

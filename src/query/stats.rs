@@ -448,9 +448,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
         let mut archive = Archive::open(&path).unwrap();
-        let run = archive
-            .begin_run(ProviderKind::Bluejay, &["a".into()])
-            .unwrap();
+        let (stream, run) = crate::store::test_stream(&mut archive, ProviderKind::Bluejay, "a");
         let calls: Vec<_> = (1..=40)
             .map(|i| {
                 parse_call_log(&format!(
@@ -464,7 +462,7 @@ mod tests {
             })
             .collect();
         archive
-            .write_page(ProviderKind::Bluejay, "a", None, run, &calls)
+            .write_page(&stream, run, &crate::store::PageWrite::of_calls(calls))
             .unwrap();
         drop(archive);
         let dense = latency_by_agent_day(&path);

@@ -9,13 +9,11 @@
 //! audit row, in one transaction: the journal and the mirror never disagree. The audit row
 //! holds no call content. This module sends nothing and never chooses what to delete.
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{process_alive, Archive};
-use crate::providers::{DeleteMode, ProviderKind};
+use crate::providers::{CallRecord, DeleteMode, ProviderKind};
 use crate::time::format_timestamp;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,19 +32,28 @@ pub enum JournalError {
     Vanished { count: usize, examples: String },
 }
 
+/// Where a call's delete goes: the address and key variable of the source that archived it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Destination {
+    pub provider: ProviderKind,
+    pub base_url: String,
+    /// The environment variable that holds the key (its name, never the key).
+    pub key_env: String,
+}
+
 /// One call of a plan, as it is frozen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedItem {
-    pub provider: ProviderKind,
     pub call_id: String,
     pub agent_id: Option<String>,
+    pub destination: Destination,
 }
 
 /// An item still to be sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingItem {
-    pub provider: ProviderKind,
     pub call_id: String,
+    pub destination: Destination,
 }
 
 /// The state an item is recorded in.
@@ -72,7 +79,7 @@ impl ItemState {
 }
 
 /// What one response (or a refusal to send) did to one item.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ItemResult {
     pub provider: ProviderKind,
     pub call_id: String,
@@ -81,6 +88,9 @@ pub struct ItemResult {
     pub error: Option<String>,
     /// For `failed`: whether `--resume` should send it again.
     pub retryable: bool,
+    /// What the provider keeps of a redacted call, as it sent it back; it replaces the
+    /// archived call.
+    pub replacement: Option<Box<CallRecord>>,
 }
 
 /// A job as execution starts it: its mode and the items left to send.
@@ -132,15 +142,14 @@ pub struct FailedItem {
 const OUTSTANDING: &str = "(state = 'pending' OR (state = 'failed' AND retryable = 1))";
 
 impl Archive {
-    /// Freezes a plan: the job row and every item, in one transaction, before anything is
-    /// sent. `base_urls` says where each provider of the plan is reached.
+    /// Freezes a plan: the job row and every item with its destination, in one transaction,
+    /// before anything is sent.
     pub fn freeze_job(
         &mut self,
         selection: &str,
         params_json: Option<&str>,
         mode: DeleteMode,
         items: &[PlannedItem],
-        base_urls: &BTreeMap<&'static str, String>,
     ) -> Result<i64, JournalError> {
         let now = format_timestamp(Utc::now());
         let tx = self.write_scope()?;
@@ -151,8 +160,9 @@ impl Archive {
             let mut exists = tx.prepare("SELECT 1 FROM calls WHERE provider = ?1 AND id = ?2")?;
             let mut vanished = Vec::new();
             for item in items {
-                if !exists.exists(params![item.provider.as_str(), item.call_id])? {
-                    vanished.push(format!("{}/{}", item.provider, item.call_id));
+                let provider = item.destination.provider;
+                if !exists.exists(params![provider.as_str(), item.call_id])? {
+                    vanished.push(format!("{provider}/{}", item.call_id));
                 }
             }
             if !vanished.is_empty() {
@@ -176,17 +186,19 @@ impl Archive {
         let job = tx.last_insert_rowid();
         {
             let mut insert = tx.prepare(
-                "INSERT INTO delete_items (job_id, provider, call_id, agent_id, base_url, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
+                "INSERT INTO delete_items (job_id, provider, call_id, agent_id, base_url, key_env,
+                    state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
             )?;
             for item in items {
-                let p = item.provider.as_str();
+                let d = &item.destination;
                 insert.execute(params![
                     job,
-                    p,
+                    d.provider.as_str(),
                     item.call_id,
                     item.agent_id,
-                    base_urls.get(p)
+                    d.base_url,
+                    d.key_env
                 ])?;
             }
         }
@@ -194,23 +206,22 @@ impl Archive {
         Ok(job)
     }
 
-    /// Where each provider of a job's outstanding items is reached (one address per provider).
-    pub fn job_endpoints(&self, job: i64) -> Result<Vec<(ProviderKind, String)>, JournalError> {
+    /// Where the outstanding items of a job go, each destination once.
+    pub fn job_destinations(&self, job: i64) -> Result<Vec<Destination>, JournalError> {
         self.job_mode(job)?;
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT provider, min(base_url) FROM delete_items
-             WHERE job_id = ?1 AND {OUTSTANDING} GROUP BY provider ORDER BY provider"
+            "SELECT DISTINCT provider, base_url, key_env FROM delete_items
+             WHERE job_id = ?1 AND {OUTSTANDING} ORDER BY provider, base_url, key_env"
         ))?;
         let rows = stmt.query_map(params![job], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (provider, base_url) = row?;
-            let kind = parse_provider(job, &provider)?;
-            let url = base_url.unwrap_or_else(|| kind.default_base_url().to_string());
-            out.push((kind, url));
+            let (provider, base_url, key_env) = row?;
+            out.push(destination(job, &provider, base_url, key_env)?);
         }
+        out.dedup();
         Ok(out)
     }
 
@@ -263,18 +274,18 @@ impl Archive {
         )?;
         let items = {
             let mut stmt = tx.prepare(&format!(
-                "SELECT provider, call_id FROM delete_items
+                "SELECT provider, call_id, base_url, key_env FROM delete_items
                  WHERE job_id = ?1 AND {OUTSTANDING} ORDER BY rowid"
             ))?;
             let rows = stmt.query_map(params![job], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?;
             let mut items = Vec::new();
             for row in rows {
-                let (provider, call_id) = row?;
+                let (provider, call_id, base_url, key_env) = row?;
                 items.push(PendingItem {
-                    provider: parse_provider(job, &provider)?,
                     call_id,
+                    destination: destination(job, &provider, base_url, key_env)?,
                 });
             }
             items
@@ -315,11 +326,11 @@ impl Archive {
             if !matches!(r.state, ItemState::Done | ItemState::Gone) {
                 continue;
             }
-            match mode {
-                DeleteMode::Full => super::remove_call(&tx, p, &r.call_id)?,
+            match (mode, &r.replacement) {
+                (DeleteMode::Full, _) => super::remove_call(&tx, p, &r.call_id)?,
                 // raw_hash is left as it was: a sync that still gets the old recording URL
                 // from the provider then sees the call unchanged and does not restore it.
-                DeleteMode::RecordingOnly => tx
+                (DeleteMode::RecordingOnly, _) => tx
                     .prepare_cached(
                         "UPDATE calls SET recording_url = NULL,
                             raw_json = CASE WHEN json_valid(raw_json)
@@ -328,7 +339,11 @@ impl Archive {
                          WHERE provider = ?1 AND id = ?2",
                     )?
                     .execute(params![p, r.call_id])?,
-                DeleteMode::Redact => {
+                (DeleteMode::Redact, Some(call)) => {
+                    usize::from(super::calls::replace_call(&tx, r.provider, call, &now)?)
+                }
+                // No reply to go by: the transcript and summary leave, raw JSON included.
+                (DeleteMode::Redact, None) => {
                     tx.prepare_cached(
                         "DELETE FROM transcript_turns
                          WHERE call_seq = (SELECT seq FROM calls WHERE provider = ?1 AND id = ?2)",
@@ -336,7 +351,10 @@ impl Archive {
                     .execute(params![p, r.call_id])?;
                     tx.prepare_cached(
                         "UPDATE calls SET summary = NULL, transcript_url = NULL,
-                            redacted_at = coalesce(redacted_at, ?3)
+                            redacted_at = coalesce(redacted_at, ?3),
+                            raw_json = CASE WHEN json_valid(raw_json)
+                                THEN json_set(raw_json, '$.transcript', NULL, '$.summary', NULL)
+                                ELSE raw_json END
                          WHERE provider = ?1 AND id = ?2",
                     )?
                     .execute(params![p, r.call_id, now])?
@@ -477,6 +495,22 @@ fn parse_provider(job: i64, provider: &str) -> Result<ProviderKind, JournalError
     })
 }
 
+/// An item's destination; a job frozen before key variables were recorded used the
+/// provider's default one.
+fn destination(
+    job: i64,
+    provider: &str,
+    base_url: Option<String>,
+    key_env: Option<String>,
+) -> Result<Destination, JournalError> {
+    let provider = parse_provider(job, provider)?;
+    Ok(Destination {
+        provider,
+        base_url: base_url.unwrap_or_else(|| provider.default_base_url().to_string()),
+        key_env: key_env.unwrap_or_else(|| provider.key_env().to_string()),
+    })
+}
+
 /// A few of many names, for an error line.
 pub fn examples(names: &[String]) -> String {
     const SHOWN: usize = 5;
@@ -500,9 +534,7 @@ mod tests {
     fn archive_with(ids: &[&str]) -> (tempfile::TempDir, Archive) {
         let dir = tempfile::tempdir().unwrap();
         let mut archive = Archive::open(&dir.path().join("a.db")).unwrap();
-        let run = archive
-            .begin_run(ProviderKind::Bluejay, &["a".into()])
-            .unwrap();
+        let (stream, run) = crate::store::test_stream(&mut archive, ProviderKind::Bluejay, "a");
         let calls: Vec<_> = ids
             .iter()
             .map(|id| {
@@ -513,7 +545,7 @@ mod tests {
             })
             .collect();
         archive
-            .write_page(ProviderKind::Bluejay, "a", None, run, &calls)
+            .write_page(&stream, run, &crate::store::PageWrite::of_calls(calls))
             .unwrap();
         (dir, archive)
     }
@@ -521,9 +553,13 @@ mod tests {
     fn planned(ids: &[&str]) -> Vec<PlannedItem> {
         ids.iter()
             .map(|id| PlannedItem {
-                provider: ProviderKind::Bluejay,
                 call_id: id.to_string(),
                 agent_id: Some("a".into()),
+                destination: Destination {
+                    provider: ProviderKind::Bluejay,
+                    base_url: "http://127.0.0.1:9".into(),
+                    key_env: "BLUEJAY_API_KEY".into(),
+                },
             })
             .collect()
     }
@@ -536,6 +572,7 @@ mod tests {
             http_status: None,
             error: None,
             retryable: false,
+            replacement: None,
         }
     }
 
@@ -555,7 +592,6 @@ mod tests {
                 None,
                 DeleteMode::Full,
                 &planned(&["c1", "c2"]),
-                &BTreeMap::new(),
             )
             .unwrap();
         let start = archive.start_job(job).unwrap();
@@ -581,13 +617,7 @@ mod tests {
         assert_eq!((counts.done, counts.gone, counts.pending), (1, 1, 0));
         // Another job planned for c1 before it went skips it rather than sending again.
         let again = archive
-            .freeze_job(
-                "SELECT ...",
-                None,
-                DeleteMode::Full,
-                &planned(&["c3"]),
-                &BTreeMap::new(),
-            )
+            .freeze_job("SELECT ...", None, DeleteMode::Full, &planned(&["c3"]))
             .unwrap();
         archive
             .conn
@@ -617,7 +647,6 @@ mod tests {
                 None,
                 DeleteMode::RecordingOnly,
                 &planned(&["c1"]),
-                &BTreeMap::new(),
             )
             .unwrap();
         archive
@@ -654,7 +683,6 @@ mod tests {
                 None,
                 DeleteMode::Full,
                 &planned(&["c1", "ghost"]),
-                &BTreeMap::new(),
             )
             .unwrap_err();
         assert!(err.to_string().contains("bluejay/ghost"), "{err}");
@@ -671,7 +699,6 @@ mod tests {
                 None,
                 DeleteMode::Full,
                 &planned(&["c1", "c2", "c3"]),
-                &BTreeMap::new(),
             )
             .unwrap();
         archive.start_job(job).unwrap();

@@ -155,4 +155,66 @@ pub(crate) const STEPS: &[&str] = &[
         ORDER BY c.seq;
     DROP TABLE transcript_turns;
     ALTER TABLE transcript_turns_v3 RENAME TO transcript_turns;",
+    // 4: sources. A source is one account of a provider at one address (`sources`); each
+    // stream and run belongs to one, and each call remembers the source that last served it
+    // (`calls.source_id`), so its delete goes there and nowhere else. Before this, one address
+    // per provider was kept (the newest sync's): the calls archived then belong to that
+    // address, which gets the lowest source id of its provider, and a NULL `source_id` reads
+    // as that source (rewriting every calls row here would take minutes on a large archive).
+    // Streams are keyed by source; a committed page also keeps the cursors it revealed, so
+    // an interrupted cursor walk resumes its chain (rows from before have none and are
+    // fetched again). `high_water` keeps how far a provider's ordering has been mirrored.
+    "CREATE TABLE sources (
+        id INTEGER PRIMARY KEY,
+        provider TEXT NOT NULL,
+        account TEXT NOT NULL,
+        base_url TEXT NOT NULL,
+        key_env TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (provider, account, base_url)
+    );
+    INSERT INTO sources (provider, account, base_url, key_env, created_at)
+        SELECT provider, 'default', base_url, upper(provider) || '_API_KEY',
+               min(coalesce(last_synced_at, walk_started_at, ''))
+        FROM sync_state GROUP BY provider, base_url
+        ORDER BY provider, max(coalesce(last_synced_at, '')) DESC;
+    ALTER TABLE calls ADD COLUMN source_id INTEGER REFERENCES sources (id);
+    CREATE TABLE sync_state_v4 (
+        source_id INTEGER NOT NULL REFERENCES sources (id),
+        scope TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        checkpoint_json TEXT,
+        walk_started_at TEXT,
+        walk_high_water TEXT,
+        last_complete_started_at TEXT,
+        high_water TEXT,
+        last_synced_at TEXT,
+        PRIMARY KEY (source_id, scope)
+    ) WITHOUT ROWID;
+    INSERT INTO sync_state_v4 (source_id, scope, provider, checkpoint_json, walk_started_at,
+                               last_complete_started_at, last_synced_at)
+        SELECT o.id, s.scope, s.provider, s.checkpoint_json, s.walk_started_at,
+               s.last_complete_started_at, s.last_synced_at
+        FROM sync_state s JOIN sources o ON o.provider = s.provider AND o.base_url = s.base_url;
+    CREATE TABLE sync_walk_pages_v4 (
+        source_id INTEGER NOT NULL,
+        scope TEXT NOT NULL,
+        cursor_json TEXT NOT NULL,
+        calls INTEGER NOT NULL,
+        walk_size INTEGER,
+        next_json TEXT,
+        PRIMARY KEY (source_id, scope, cursor_json)
+    ) WITHOUT ROWID;
+    INSERT INTO sync_walk_pages_v4 (source_id, scope, cursor_json, calls, walk_size)
+        SELECT o.id, p.scope, p.cursor_json, p.calls, p.walk_size
+        FROM sync_walk_pages p
+        JOIN sync_state s ON s.provider = p.provider AND s.scope = p.scope
+        JOIN sources o ON o.provider = s.provider AND o.base_url = s.base_url;
+    DROP TABLE sync_walk_pages;
+    ALTER TABLE sync_walk_pages_v4 RENAME TO sync_walk_pages;
+    DROP TABLE sync_state;
+    ALTER TABLE sync_state_v4 RENAME TO sync_state;
+    ALTER TABLE sync_runs ADD COLUMN source_id INTEGER REFERENCES sources (id);
+    ALTER TABLE sync_runs ADD COLUMN deleted_upstream INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE delete_items ADD COLUMN key_env TEXT;",
 ];

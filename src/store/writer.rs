@@ -140,7 +140,7 @@ mod tests {
     fn mark(archive: &mut Archive, scope: &str, fail: bool) -> Result<(), StoreError> {
         let tx = archive.write_scope()?;
         tx.execute(
-            "INSERT INTO sync_state (provider, scope, base_url) VALUES ('bluejay', ?1, 'x')",
+            "INSERT INTO sync_state (source_id, scope, provider) VALUES (1, ?1, 'bluejay')",
             [scope],
         )?;
         if fail {

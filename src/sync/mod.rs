@@ -1,17 +1,21 @@
 //! Sync: walks each stream of each source and hands whole pages to the archive writer.
 //!
-//! A *stream* is one scope of one provider (an agent). A *walk* fetches every page the
-//! provider's `WalkPlan` starts with and every page those pages reveal; pages are fetched
-//! concurrently, bounded by one semaphore shared by every stream of the run. Each page is
-//! written with its place in the walk in one transaction, so a walk that is killed resumes
-//! on the next run: the pages it committed are skipped, unless the provider's count of the
-//! walk changed since (then page numbers shifted, and the walk starts over).
+//! A *source* is one account of a provider at one address; a *stream* is one scope of a
+//! source (an agent, or the whole account). A *walk* fetches every page the provider's
+//! `WalkPlan` starts with and every page those pages reveal; pages are fetched concurrently,
+//! bounded by one semaphore shared by every stream of the run. Each page is written in one
+//! transaction with its place in the walk and the cursors it revealed, so a walk that is
+//! killed resumes on the next run: a committed page is not fetched again, and the cursors it
+//! revealed are followed instead, which keeps a cursor chain whole.
 //!
-//! A walk *drifts* when the provider's count changes between pages, when a call shows up on
-//! two pages, or when the calls seen do not add up to that count: calls arrived or vanished
-//! while we walked. A drifted walk is repeated (writes are idempotent, so that costs only
-//! time); only a walk without drift is *complete* and moves the stream's starting point
-//! forward. After the walk, calls the provider may still change (unfinished, not yet
+//! What counts as *drift* depends on the provider's `Pagination`. With numbered pages, a
+//! count that changes between pages, a call on two pages, or calls that do not add up to the
+//! count mean calls arrived or vanished while we walked and pages shifted (a resumed walk's
+//! committed pages are checked against the same count). Keyset cursors and time windows do
+//! not shift: a call seen twice (a window bound) is written once and is no drift. A drifted
+//! walk is repeated (writes are idempotent, so that costs only time); only a walk without
+//! drift is *complete* and moves the stream's starting point and high-water mark forward.
+//! A page may carry tombstones, ids the provider deleted: the archive drops those it holds. After the walk, calls the provider may still change (unfinished, not yet
 //! evaluated) and younger than the recheck horizon are fetched again by id, so late
 //! evaluations arrive even outside the walk's window. With `prune`, a complete walk that
 //! covers everything removes the archived calls the provider no longer has. Nothing here
@@ -28,11 +32,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::providers::{
-    CallRecord, Page, PageCursor, Provider, ProviderError, ProviderKind, Scope, WalkOptions,
-    WalkPlan,
+    CallRecord, Page, PageCursor, Pagination, Provider, ProviderError, ProviderKind, Scope,
+    WalkOptions, WalkPlan,
 };
 use crate::store::{
-    id_hash, ArchiveWriter, CommittedPage, PageCounts, Queued, RunOutcome, StoreError,
+    id_hash, ArchiveWriter, CommittedPage, PageCounts, PageWrite, Queued, RunOutcome, SourceSpec,
+    StoreError, StreamId,
 };
 
 /// How many times a drifting walk is repeated before the stream is reported unsettled.
@@ -51,11 +56,25 @@ const RECHECK_BATCH: usize = 100;
 /// enough to keep fetching through a checkpoint, few enough that memory stays bounded.
 const PAGES_AWAITING_COMMIT: usize = 8;
 
-/// One provider account to sync: the adapter, where it was reached, and its streams.
+/// One provider account to sync: the adapter (which knows the address), the account's name
+/// and key variable, and its streams.
 pub struct Source {
     pub provider: Arc<dyn Provider>,
-    pub base_url: String,
+    pub account: String,
+    /// The environment variable the key came from, remembered for deletes.
+    pub key_env: String,
     pub scopes: Vec<Scope>,
+}
+
+impl Source {
+    fn spec(&self) -> SourceSpec {
+        SourceSpec {
+            provider: self.provider.kind(),
+            account: self.account.clone(),
+            base_url: self.provider.base_url().to_string(),
+            key_env: self.key_env.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -107,6 +126,9 @@ pub enum StreamOutcome {
 #[derive(Clone, Debug)]
 pub struct StreamReport {
     pub provider: ProviderKind,
+    pub account: String,
+    /// Which source of the run (its index in the run's sources).
+    source: usize,
     pub scope: String,
     pub plan: String,
     pub counts: PageCounts,
@@ -138,7 +160,8 @@ impl SyncReport {
         (counts, pages)
     }
 
-    pub fn failed(&self) -> impl Iterator<Item = &StreamReport> {
+    /// Streams that did not complete: failed, stopped or not settled.
+    pub fn incomplete(&self) -> impl Iterator<Item = &StreamReport> {
         self.streams
             .iter()
             .filter(|s| s.outcome != StreamOutcome::Complete)
@@ -163,6 +186,12 @@ impl SyncReport {
             sum(|s| s.rechecked),
             sum(|s| s.pruned),
         );
+        if c.deleted_upstream > 0 {
+            line.push_str(&format!(
+                "; {} calls deleted upstream removed",
+                c.deleted_upstream
+            ));
+        }
         if resumed > 0 {
             line.push_str(&format!("; resumed, {resumed} pages already committed"));
         }
@@ -174,8 +203,14 @@ impl SyncReport {
         }
         if c.refused_resurrections > 0 {
             line.push_str(&format!(
-                "; warning: {} call(s) deleted through callvault are still served by the provider and were not re-archived",
+                "; warning: {} deleted call(s) are still served by the provider and were not re-archived",
                 c.refused_resurrections
+            ));
+        }
+        if c.refused_unredactions > 0 {
+            line.push_str(&format!(
+                "; warning: {} redacted call(s) were served unredacted; the redacted versions are kept",
+                c.refused_unredactions
             ));
         }
         line
@@ -220,30 +255,49 @@ pub async fn sync_sources(
     let mut runs = Vec::new();
     for source in &sources {
         let kind = source.provider.kind();
+        let spec = source.spec();
         let scopes: Vec<String> = source.scopes.iter().map(Scope::key).collect();
-        let run_id = writer.run(move |a| a.begin_run(kind, &scopes)).await?;
-        runs.push(run_id);
+        let ids = writer
+            .run(move |a| {
+                let id = a.source_id(&spec)?;
+                Ok((id, a.begin_run(kind, id, &scopes)?))
+            })
+            .await?;
+        runs.push(ids);
     }
     let mut streams = JoinSet::new();
-    for (source, run_id) in sources.iter().zip(&runs) {
+    for (index, (source, (source_id, run_id))) in sources.iter().zip(&runs).enumerate() {
         for scope in &source.scopes {
             let ctx = ctx.clone();
-            let provider = source.provider.clone();
-            let base_url = source.base_url.clone();
-            let scope = scope.clone();
-            let run_id = *run_id;
-            streams
-                .spawn(async move { sync_stream(&ctx, provider, base_url, scope, run_id).await });
+            let target = StreamTarget {
+                provider: source.provider.clone(),
+                account: source.account.clone(),
+                source: index,
+                stream: StreamId {
+                    provider: source.provider.kind(),
+                    source: *source_id,
+                    scope: scope.key(),
+                },
+                scope: scope.clone(),
+                run_id: *run_id,
+            };
+            streams.spawn(async move { sync_stream(&ctx, target).await });
         }
     }
     let mut reports = Vec::new();
     while let Some(joined) = streams.join_next().await {
         reports.push(joined.map_err(|e| SyncError::Task(e.to_string()))?);
     }
-    reports.sort_by(|a, b| (a.provider.as_str(), &a.scope).cmp(&(b.provider.as_str(), &b.scope)));
-    for (source, run_id) in sources.iter().zip(runs) {
-        let kind = source.provider.kind();
-        let mine: Vec<&StreamReport> = reports.iter().filter(|r| r.provider == kind).collect();
+    reports.sort_by(|a, b| {
+        (a.provider.as_str(), &a.account, a.source, &a.scope).cmp(&(
+            b.provider.as_str(),
+            &b.account,
+            b.source,
+            &b.scope,
+        ))
+    });
+    for (index, (_, run_id)) in runs.into_iter().enumerate() {
+        let mine: Vec<&StreamReport> = reports.iter().filter(|r| r.source == index).collect();
         let bad: Vec<String> = mine
             .iter()
             .filter_map(|r| match &r.outcome {
@@ -277,16 +331,23 @@ pub async fn sync_sources(
     })
 }
 
-async fn sync_stream(
-    ctx: &RunContext,
+/// One stream to sync, with everything its walks need.
+struct StreamTarget {
     provider: Arc<dyn Provider>,
-    base_url: String,
+    account: String,
+    /// The source's index in the run.
+    source: usize,
+    stream: StreamId,
     scope: Scope,
     run_id: i64,
-) -> StreamReport {
+}
+
+async fn sync_stream(ctx: &RunContext, target: StreamTarget) -> StreamReport {
     let mut report = StreamReport {
-        provider: provider.kind(),
-        scope: scope.key(),
+        provider: target.provider.kind(),
+        account: target.account.clone(),
+        source: target.source,
+        scope: target.stream.scope.clone(),
         plan: String::new(),
         counts: PageCounts::default(),
         pages: 0,
@@ -298,11 +359,12 @@ async fn sync_stream(
     };
     let stream = StreamWalk {
         ctx,
-        provider: &provider,
-        scope: &scope,
-        run_id,
+        provider: &target.provider,
+        scope: &target.scope,
+        stream: &target.stream,
+        run_id: target.run_id,
     };
-    let result = match stream.walk_until_settled(&base_url, &mut report).await {
+    let result = match stream.walk_until_settled(&mut report).await {
         Ok(seen) => stream.recheck_unsettled(&seen, &mut report).await,
         Err(e) => Err(e),
     };
@@ -337,6 +399,7 @@ struct StreamWalk<'a> {
     ctx: &'a RunContext,
     provider: &'a Arc<dyn Provider>,
     scope: &'a Scope,
+    stream: &'a StreamId,
     run_id: i64,
 }
 
@@ -348,21 +411,111 @@ struct WalkResult {
     seen: HashSet<u64>,
 }
 
+/// What one walk has seen so far, and the drift rules of its pagination.
+struct WalkTally<'c> {
+    numbered: bool,
+    /// Pages the interrupted walk committed, by cursor, each taken at most once.
+    skippable: HashMap<String, &'c CommittedPage>,
+    /// The provider's count of the walk, as first seen.
+    walk_size: Option<u64>,
+    /// Calls on the committed pages that were not fetched again.
+    skipped_calls: u64,
+    drift: Option<String>,
+    seen: HashSet<u64>,
+}
+
+impl WalkTally<'_> {
+    /// With numbered pages, a count that differs from the first one seen is drift.
+    fn note_size(&mut self, size: Option<u64>) {
+        if !self.numbered {
+            return;
+        }
+        match (self.walk_size, size) {
+            (None, Some(s)) => self.walk_size = Some(s),
+            (Some(before), Some(s)) if before != s => {
+                self.drift.get_or_insert(format!(
+                    "the provider's count changed from {before} to {s} mid-walk"
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    /// With numbered pages, a call served twice means pages shifted; otherwise it is a call
+    /// on a shared bound or a re-sorted key, written once.
+    fn note_calls(&mut self, calls: &[CallRecord]) {
+        for call in calls {
+            if !self.seen.insert(id_hash(&call.id)) && self.numbered {
+                self.drift
+                    .get_or_insert(format!("call {} was served on two pages", call.id));
+            }
+        }
+    }
+
+    /// Queues `cursors` for fetching. A cursor whose page the interrupted walk committed is
+    /// taken as done, and the cursors that page revealed are admitted in its place.
+    fn admit(
+        &mut self,
+        cursors: Vec<PageCursor>,
+        queue: &mut VecDeque<PageCursor>,
+        report: &mut StreamReport,
+        progress: &ProgressBar,
+    ) -> Result<(), SyncError> {
+        let mut pending: VecDeque<PageCursor> = cursors.into();
+        while let Some(cursor) = pending.pop_front() {
+            let Some(done) = self.skippable.remove(&cursor.0.to_string()) else {
+                progress.inc_length(1);
+                queue.push_back(cursor);
+                continue;
+            };
+            // Still valid only if the provider counted the same walk then.
+            self.note_size(done.walk_size);
+            self.skipped_calls += done.calls;
+            report.resumed_pages += 1;
+            let next: Vec<PageCursor> =
+                serde_json::from_str(done.next_json.as_deref().unwrap_or("[]")).map_err(|e| {
+                    SyncError::Store(StoreError::Commit(format!(
+                        "a committed page's cursors are unreadable: {e}"
+                    )))
+                })?;
+            pending.extend(next);
+        }
+        Ok(())
+    }
+
+    /// The walk's result: with numbered pages, calls that do not add up to the count drift.
+    fn finish(mut self) -> WalkResult {
+        if self.drift.is_none() && self.numbered {
+            if let Some(size) = self.walk_size {
+                let served = self.seen.len() as u64 + self.skipped_calls;
+                if served != size {
+                    self.drift = Some(format!(
+                        "the provider counted {size} calls but served {served}"
+                    ));
+                }
+            }
+        }
+        WalkResult {
+            drift: self.drift,
+            seen: self.seen,
+        }
+    }
+}
+
 impl StreamWalk<'_> {
     /// Walks until a walk does not drift (or `MAX_WALKS` did). Returns the ids seen by the
     /// last walk.
     async fn walk_until_settled(
         &self,
-        base_url: &str,
         report: &mut StreamReport,
     ) -> Result<HashSet<u64>, SyncError> {
         let ctx = self.ctx;
         let kind = self.provider.kind();
-        let key = self.scope.key();
+        let key = self.stream.scope.clone();
         let (state, interrupted) = {
-            let key = key.clone();
+            let stream = self.stream.clone();
             ctx.writer
-                .run(move |a| Ok((a.stream_state(kind, &key)?, a.interrupted_walk(kind, &key)?)))
+                .run(move |a| Ok((a.stream_state(&stream)?, a.interrupted_walk(&stream)?)))
                 .await?
         };
         let now = Utc::now();
@@ -385,7 +538,7 @@ impl StreamWalk<'_> {
             }
             None => {
                 tracing::info!("{kind} {key}: walking with {}", plan.description);
-                self.start_walk(base_url, &plan, now).await?;
+                self.start_walk(&plan, now).await?;
                 (now, Vec::new())
             }
         };
@@ -397,9 +550,9 @@ impl StreamWalk<'_> {
                 .await?;
             match walk.drift {
                 None => {
-                    let key = key.clone();
+                    let stream = self.stream.clone();
                     ctx.writer
-                        .run(move |a| a.complete_walk(kind, &key, started_at))
+                        .run(move |a| a.complete_walk(&stream, started_at))
                         .await?;
                     report.outcome = StreamOutcome::Complete;
                     if ctx.settings.prune && plan.covers_everything {
@@ -412,7 +565,7 @@ impl StreamWalk<'_> {
                     last_drift = drift;
                     if !committed.is_empty() {
                         committed.clear();
-                        self.start_walk(base_url, &plan, started_at).await?;
+                        self.start_walk(&plan, started_at).await?;
                     }
                 }
             }
@@ -425,24 +578,19 @@ impl StreamWalk<'_> {
 
     async fn start_walk(
         &self,
-        base_url: &str,
         plan: &WalkPlan,
         started_at: chrono::DateTime<Utc>,
     ) -> Result<(), SyncError> {
-        let kind = self.provider.kind();
-        let (key, base_url, checkpoint) = (
-            self.scope.key(),
-            base_url.to_string(),
-            plan.checkpoint.clone(),
-        );
+        let (stream, checkpoint) = (self.stream.clone(), plan.checkpoint.clone());
         self.ctx
             .writer
-            .run(move |a| a.start_walk(kind, &key, &base_url, &checkpoint, started_at))
+            .run(move |a| a.start_walk(&stream, &checkpoint, started_at))
             .await?;
         Ok(())
     }
 
-    /// Walks the stream once, skipping pages in `committed` that later pages reveal.
+    /// Walks the stream once. A cursor whose page the interrupted walk committed is not
+    /// fetched: the cursors that page revealed are followed instead.
     async fn walk_once(
         &self,
         cursors: Vec<PageCursor>,
@@ -450,30 +598,23 @@ impl StreamWalk<'_> {
         report: &mut StreamReport,
     ) -> Result<WalkResult, SyncError> {
         let ctx = self.ctx;
-        let kind = self.provider.kind();
-        let key = self.scope.key();
-        let skippable: HashMap<&str, &CommittedPage> = committed
-            .iter()
-            .map(|p| (p.cursor_json.as_str(), p))
-            .collect();
-        let mut queue: VecDeque<PageCursor> = cursors.into();
-        ctx.progress.inc_length(queue.len() as u64);
+        let mut tally = WalkTally {
+            numbered: self.provider.pagination() == Pagination::NumberedPages,
+            // Pages from a build that did not record their cursors are fetched again.
+            skippable: committed
+                .iter()
+                .filter(|p| p.next_json.is_some())
+                .map(|p| (p.cursor_json.clone(), p))
+                .collect(),
+            walk_size: None,
+            skipped_calls: 0,
+            drift: None,
+            seen: HashSet::new(),
+        };
+        let mut queue: VecDeque<PageCursor> = VecDeque::new();
         let mut inflight: JoinSet<(PageCursor, Result<Page, ProviderError>)> = JoinSet::new();
         let mut writes: VecDeque<Queued<PageCounts>> = VecDeque::new();
-        let mut seen: HashSet<u64> = HashSet::new();
-        let mut skipped_calls = 0u64;
-        let mut walk_size: Option<u64> = None;
-        let mut drift: Option<String> = None;
-        let mut note_size = |size: Option<u64>, drift: &mut Option<String>| match (walk_size, size)
-        {
-            (None, Some(s)) => walk_size = Some(s),
-            (Some(before), Some(s)) if before != s => {
-                drift.get_or_insert(format!(
-                    "the provider's count changed from {before} to {s} mid-walk"
-                ));
-            }
-            _ => {}
-        };
+        tally.admit(cursors, &mut queue, report, &ctx.progress)?;
         loop {
             while inflight.len() < ctx.settings.concurrency.max(1) {
                 let Some(cursor) = queue.pop_front() else {
@@ -498,40 +639,32 @@ impl StreamWalk<'_> {
             };
             let (cursor, page) = joined.map_err(|e| SyncError::Task(e.to_string()))?;
             let page = page?;
-            note_size(page.walk_size, &mut drift);
-            for call in &page.calls {
-                if !seen.insert(id_hash(&call.id)) {
-                    drift.get_or_insert(format!("call {} was served on two pages", call.id));
-                }
-            }
-            for next in page.next {
-                match skippable.get(next.0.to_string().as_str()) {
-                    Some(done) => {
-                        // Committed by the interrupted walk; still valid only if the
-                        // provider counted the same walk then.
-                        note_size(done.walk_size, &mut drift);
-                        skipped_calls += done.calls;
-                        report.resumed_pages += 1;
-                    }
-                    None => {
-                        ctx.progress.inc_length(1);
-                        queue.push_back(next);
-                    }
-                }
-            }
-            let record = CommittedPage {
+            tally.note_size(page.walk_size);
+            tally.note_calls(&page.calls);
+            let place = CommittedPage {
                 cursor_json: cursor.0.to_string(),
                 calls: page.calls.len() as u64,
                 walk_size: page.walk_size,
+                next_json: Some(
+                    serde_json::Value::from(
+                        page.next.iter().map(|c| c.0.clone()).collect::<Vec<_>>(),
+                    )
+                    .to_string(),
+                ),
             };
-            let calls = page.calls;
-            let key = key.clone();
-            let run_id = self.run_id;
+            tally.admit(page.next, &mut queue, report, &ctx.progress)?;
+            let write = PageWrite {
+                calls: page.calls,
+                deleted: page.deleted,
+                place: Some(place),
+                high_water: page.high_water,
+            };
+            let (stream, run_id) = (self.stream.clone(), self.run_id);
             // The page is queued, not awaited: the next pages are fetched and parsed while the
             // writer commits this one (and groups it with others into one transaction).
             writes.push_back(
                 ctx.writer
-                    .submit(move |a| a.write_page(kind, &key, Some(&record), run_id, &calls))
+                    .submit(move |a| a.write_page(&stream, run_id, &write))
                     .await?,
             );
             while writes.len() > PAGES_AWAITING_COMMIT {
@@ -547,17 +680,7 @@ impl StreamWalk<'_> {
             report.pages += 1;
             ctx.progress.inc(1);
         }
-        if drift.is_none() {
-            if let Some(size) = walk_size {
-                let served = seen.len() as u64 + skipped_calls;
-                if served != size {
-                    drift = Some(format!(
-                        "the provider counted {size} calls but served {served}"
-                    ));
-                }
-            }
-        }
-        Ok(WalkResult { drift, seen })
+        Ok(tally.finish())
     }
 
     /// Fetches again, by id, the archived calls the provider may still change, other than
@@ -569,11 +692,11 @@ impl StreamWalk<'_> {
     ) -> Result<(), SyncError> {
         let ctx = self.ctx;
         let kind = self.provider.kind();
-        let agent = self.scope.agent_id.clone();
+        let (stream, agent) = (self.stream.clone(), self.scope.agent_id.clone());
         let horizon = Utc::now() - ctx.settings.recheck_within;
         let ids: Vec<String> = ctx
             .writer
-            .run(move |a| a.unsettled_calls(kind, &agent, horizon))
+            .run(move |a| a.unsettled_calls(&stream, agent.as_deref(), horizon))
             .await?
             .into_iter()
             .filter(|id| !seen.contains(&id_hash(id)))
@@ -614,11 +737,11 @@ impl StreamWalk<'_> {
                 report.rechecked += 1;
             }
             if batch.len() >= RECHECK_BATCH || (done && !batch.is_empty()) {
-                let calls = std::mem::take(&mut batch);
-                let (key, run_id) = (self.scope.key(), self.run_id);
+                let write = PageWrite::of_calls(std::mem::take(&mut batch));
+                let (stream, run_id) = (self.stream.clone(), self.run_id);
                 report.counts += ctx
                     .writer
-                    .run(move |a| a.write_page(kind, &key, None, run_id, &calls))
+                    .run(move |a| a.write_page(&stream, run_id, &write))
                     .await?;
             }
             if done {
@@ -629,19 +752,20 @@ impl StreamWalk<'_> {
 
     /// Removes archived calls a complete walk of everything did not find.
     async fn prune(&self, seen: &HashSet<u64>) -> Result<u64, SyncError> {
-        let kind = self.provider.kind();
-        let agent = self.scope.agent_id.clone();
+        let stream = self.stream.clone();
         if seen.is_empty() {
             tracing::warn!(
-                "{kind} {agent}: the provider served no calls at all; refusing to prune the whole stream"
+                "{} {}: the provider served no calls at all; refusing to prune the whole stream",
+                stream.provider,
+                stream.scope
             );
             return Ok(0);
         }
-        let present = seen.clone();
+        let (agent, present) = (self.scope.agent_id.clone(), seen.clone());
         Ok(self
             .ctx
             .writer
-            .run(move |a| a.prune_stream(kind, &agent, &present))
+            .run(move |a| a.prune_stream(&stream, agent.as_deref(), &present))
             .await?)
     }
 }

@@ -217,7 +217,7 @@ fn a_later_sync_never_brings_a_deleted_call_back() {
     let stderr = stderr_of(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("25 call(s) deleted through callvault"),
+        stderr.contains("25 deleted call(s) are still served by the provider"),
         "{stderr}"
     );
     let conn = open(&fx.db());

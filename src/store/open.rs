@@ -1,0 +1,265 @@
+//! Opening the archive: the file check, pragmas, schema creation and upgrades, and
+//! read-only connections for readers.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{migrations, Archive, StoreError, SCHEMA, SCHEMA_VERSION};
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Page size of a new archive, in bytes.
+const DB_PAGE_BYTES: i64 = 16_384;
+
+/// The writer's page cache, in KiB: large enough that a page of calls with its indexes never
+/// spills to the WAL before its commit; bounded so memory stays flat.
+const CACHE_KIB: i64 = 64 * 1024;
+
+/// WAL pages between automatic checkpoints (64 MiB at 16 KiB a page): fewer, larger
+/// checkpoints write each hot page once instead of many times. 256 MiB cut bulk deletes from
+/// about 1,480 to 1,280 a second (every read searches a longer WAL index).
+const CHECKPOINT_PAGES: i64 = 4_096;
+
+/// What a WAL file is cut back to once a checkpoint has emptied it.
+const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
+
+/// Refuses, without writing a byte, a file that is not a SQLite database.
+fn check_header(path: &Path) -> Result<bool, StoreError> {
+    use std::io::Read;
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    let mut header = [0u8; 16];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]).map_err(io)? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    if read == 0 {
+        return Ok(true);
+    }
+    if read < header.len() || &header != SQLITE_HEADER {
+        return Err(StoreError::NotSqlite {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(true)
+}
+
+impl Archive {
+    /// Opens (or creates) the archive at `path`, bringing its schema up to date.
+    pub fn open(path: &Path) -> Result<Archive, StoreError> {
+        check_header(path)?;
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| not_sqlite(path, e))?;
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version == 0 && tables > 0 {
+            return Err(StoreError::ForeignDatabase {
+                path: path.to_path_buf(),
+            });
+        }
+        if version == 0 {
+            // Rows carry a few KB of raw JSON: pages that hold a whole call avoid overflow
+            // chains. Only a new, empty file can still take a page size.
+            conn.pragma_update(None, "page_size", DB_PAGE_BYTES)?;
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Checking every child row against `calls` costs an index seek per row on the sync's
+        // hot path; the writer removes a call's children itself (`remove_call`). The schema
+        // keeps the foreign keys for other tools that open the archive.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)?;
+        // Temporary files stay on disk (the default): a page's savepoint inside a group commit
+        // grows the statement sub-journal, and SQLite truncates an in-memory sub-journal by
+        // walking it from the start after every statement that used it, which turns a large
+        // page quadratic. A sub-journal that spilled to a file is not truncated.
+        if version == 0 {
+            conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA}; PRAGMA user_version = 1; COMMIT;"
+            ))?;
+        }
+        // `version` is known to be between 0 and SCHEMA_VERSION here.
+        let mut at = version.max(1);
+        for step in &migrations::STEPS[(at - 1) as usize..] {
+            at += 1;
+            if version > 0 {
+                // Seen by default: on a large archive a step takes minutes.
+                tracing::warn!(
+                    "upgrading the archive's schema to version {at} (once; minutes for millions of calls)"
+                );
+            }
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {step} PRAGMA user_version = {at}; COMMIT;"
+            ))
+            .map_err(|source| StoreError::Upgrade {
+                version: at,
+                source,
+            })?;
+        }
+        Ok(Archive { conn, group: None })
+    }
+
+    /// A connection that cannot change the archive: opened read-only and `query_only`.
+    pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+        if !check_header(path)? {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| not_sqlite(path, e))?;
+        if version == 0 {
+            return Err(StoreError::ForeignDatabase {
+                path: path.to_path_buf(),
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(conn)
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn not_sqlite(path: &Path, err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotSqlite {
+            path: path.to_path_buf(),
+        },
+        _ => StoreError::Sqlite(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_file_that_is_not_sqlite_and_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.db");
+        std::fs::write(&path, b"just some text, not a database at all").unwrap();
+        let err = Archive::open(&path).err().expect("must refuse");
+        assert!(matches!(err, StoreError::NotSqlite { .. }), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"just some text, not a database at all"
+        );
+        assert!(!dir.path().join("notes.db-wal").exists());
+    }
+
+    #[test]
+    fn refuses_a_foreign_sqlite_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        assert!(matches!(
+            Archive::open(&path),
+            Err(StoreError::ForeignDatabase { .. })
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn an_archive_at_version_1_is_upgraded_and_keeps_its_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "{SCHEMA}; PRAGMA user_version = 1;
+                 INSERT INTO calls (provider, id, agent_id, created_at, summary, raw_json,
+                                    raw_hash, synced_at)
+                 VALUES ('bluejay', 'c1', 'a', '2026-11-02T09:15:00.000Z', 'kept', '{{}}', 0,
+                         '2026-11-02T10:00:00.000Z');
+                 INSERT INTO call_tags (provider, call_id, tag) VALUES ('bluejay', 'c1', 'vip');
+                 INSERT INTO participants (provider, call_id, idx, role)
+                 VALUES ('bluejay', 'c1', 0, 'AGENT');"
+            ))
+            .unwrap();
+        drop(Archive::open(&path).unwrap());
+        let conn = Archive::open_read_only(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let summary: String = conn
+            .query_row("SELECT summary FROM calls WHERE id = 'c1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(summary, "kept");
+        // The export's scan of typed columns reads the narrow index, not the wide rows.
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id, summary, synced_at, substr(created_at, 1, 10)
+                 FROM calls",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("COVERING INDEX calls_columns"), "{plan}");
+        // The call's parts now hang off its seq, and the foreign keys hold.
+        let parts: (i64, String, String) = conn
+            .query_row(
+                "SELECT c.seq, t.tag, p.role FROM calls c
+                 JOIN call_tags t ON t.call_seq = c.seq
+                 JOIN participants p ON p.call_seq = c.seq AND p.call_id = c.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(parts, (1, "vip".to_string(), "AGENT".to_string()));
+        let orphans: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(orphans, 0);
+    }
+}
