@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use callvault::providers::bluejay::{parse_call_log, CALLS_PER_PAGE};
 use callvault::providers::{CallRecord, ProviderKind};
-use callvault::sim::Dataset;
+use callvault::sim::{bluejay, Dataset, IdStyle};
 use callvault::store::{Archive, ArchiveWriter, CommittedPage, PageWrite, SourceSpec, StreamId};
 use futures::{StreamExt, TryStreamExt};
 
@@ -35,13 +35,14 @@ fn one_run(calls: u64) -> Result<Duration, Box<dyn std::error::Error>> {
     };
     let writer = ArchiveWriter::spawn(archive);
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    let mut data = Dataset::new(7, calls, 3, chrono::Utc::now());
+    let mut data = Dataset::new(7, calls, 3, chrono::Utc::now(), IdStyle::Uuid);
+    let renderer = data.renderer();
     let slots = data.all_live();
     let mut timed = Duration::ZERO;
     for (c, chunk) in slots.chunks(CHUNK).enumerate() {
         let records: Vec<CallRecord> = chunk
             .iter()
-            .map(|s| parse_call_log(&serde_json::to_string(&data.render(*s))?).map_err(Into::into))
+            .map(|s| parse_call_log(&serde_json::to_string(&bluejay::render(&renderer, *s))?).map_err(Into::into))
             .collect::<Result<_, Box<dyn std::error::Error>>>()?;
         let mut pages: Vec<Vec<CallRecord>> = Vec::new();
         let mut rest = records.into_iter().peekable();

@@ -1,12 +1,13 @@
-//! The simulator's seeded data set.
+//! The simulator's seeded data sets, one per provider.
 //!
 //! A call is generated from `(seed, index)` alone, so a million calls cost a few bytes each
-//! (`CallMeta`: creation time, agent, flags) and their JSON is rendered only when served. The
-//! same seed gives the same calls, relative to the anchor time the data set was made at.
-//! Calls are spread over `SPAN_DAYS` before the anchor, 0-2 evaluations each, with every
-//! field Bluejay documents (nested blocks, nulls, unicode) and an undocumented field now
-//! and then. Recent calls may still be unfinished (no evaluation yet); `complete_pending`
-//! gives them a late evaluation.
+//! (`CallMeta`: creation time, agent, flags) and their JSON is rendered only when served, by
+//! the provider's own module (`sim::bluejay`, `sim::cartesia`, ...). The same seed gives the
+//! same calls, relative to the anchor time the data set was made at. Calls are spread over
+//! `SPAN_DAYS` before the anchor and numbered in creation order (later calls are created
+//! now), so an index orders calls by time and a cursor can be a call's index. Recent calls
+//! may still be unfinished; `complete_pending` finishes them late. A deleted call keeps its
+//! `CallMeta` and its deletion time, which is what tombstones are served from.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,16 +15,83 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 
 /// How far back the generated calls reach.
 pub const SPAN_DAYS: i64 = 120;
 
 const DELETED: u8 = 1;
 const RECORDING_CLEARED: u8 = 2;
-const LATE_EVALUATED: u8 = 4;
+/// Finished (evaluated, completed) after it was first served.
+const FINISHED_LATE: u8 = 4;
+const REDACTED: u8 = 8;
 
 const LABELS: [&str; 2] = ["production", "staging"];
+
+/// How a data set's ids look: each provider's own shape, every call id decodable back to the
+/// call's index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdStyle {
+    /// `xxxxxxxx-xxxx-4xxx-xxxx-<index in 12 hex digits>`; agents `agent-<12 hex>`.
+    Uuid,
+    /// `<prefix><12 hex><index in 8 hex>`; agents `agent_<12 hex>` (Cartesia: `ac_`).
+    Prefixed(&'static str),
+    /// Decimal integers above 2^32; agents are UUIDs (Clarion).
+    Integer,
+}
+
+/// The first integer id: Clarion's ids do not fit in 32 bits.
+const INTEGER_BASE: u64 = 1 << 32;
+/// Integer ids advance by this much per call, with a hashed offset below it.
+const INTEGER_STEP: u64 = 1_000;
+
+impl IdStyle {
+    pub fn call_id(self, seed: u64, index: u32) -> String {
+        let h = mix(seed ^ mix(index as u64 + 1) ^ 0x1D);
+        match self {
+            IdStyle::Uuid => format!(
+                "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+                h >> 32,
+                (h >> 16) & 0xFFFF,
+                h & 0xFFF,
+                0x8000 | ((h >> 4) & 0x3FFF),
+                index
+            ),
+            IdStyle::Prefixed(prefix) => format!("{prefix}{:012x}{index:08x}", h >> 16),
+            IdStyle::Integer => {
+                (INTEGER_BASE + index as u64 * INTEGER_STEP + h % INTEGER_STEP).to_string()
+            }
+        }
+    }
+
+    /// The index `id` was made from, if it is one of this style's ids at all.
+    fn index_of(self, id: &str) -> Option<u32> {
+        let index = match self {
+            IdStyle::Uuid => u64::from_str_radix(id.rsplit('-').next()?, 16).ok()?,
+            IdStyle::Prefixed(prefix) => {
+                let rest = id.strip_prefix(prefix)?;
+                u64::from_str_radix(rest.get(12..)?, 16).ok()?
+            }
+            IdStyle::Integer => (id.parse::<u64>().ok()?.checked_sub(INTEGER_BASE))? / INTEGER_STEP,
+        };
+        u32::try_from(index).ok()
+    }
+
+    fn agent_id(self, seed: u64, k: u16) -> String {
+        let h = mix(seed ^ mix(0xA6E7 + k as u64));
+        match self {
+            IdStyle::Uuid => format!("agent-{:012x}", h & 0xFFFF_FFFF_FFFF),
+            IdStyle::Prefixed(_) => format!("agent_{:012x}", h & 0xFFFF_FFFF_FFFF),
+            IdStyle::Integer => format!(
+                "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                h >> 32,
+                (h >> 16) & 0xFFFF,
+                h & 0xFFF,
+                (h >> 4) & 0xFFF,
+                k
+            ),
+        }
+    }
+}
 
 /// Per-call facts the generator cannot re-derive from `(seed, index)`.
 #[derive(Clone, Copy, Debug)]
@@ -38,23 +106,59 @@ pub struct CallMeta {
 pub struct CallSlot {
     pub index: u32,
     pub meta: CallMeta,
-    pub late_eval_ms: Option<i64>,
+    /// When an unfinished call finished, if `complete_pending` finished it.
+    pub late_ms: Option<i64>,
+    /// When the call was redacted, if it was.
+    pub redacted_ms: Option<i64>,
+}
+
+impl CallSlot {
+    pub fn recording_cleared(&self) -> bool {
+        self.meta.flags & RECORDING_CLEARED != 0
+    }
+}
+
+/// A call deleted at the provider: what a tombstone says of it.
+#[derive(Clone, Copy, Debug)]
+pub struct DeletedCall {
+    pub slot: CallSlot,
+    pub deleted_ms: i64,
+}
+
+/// One page of a keyset walk: which end to start from and where the last page ended.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeysetQuery {
+    /// `None`: every agent.
+    pub agent: Option<u16>,
+    pub newest_first: bool,
+    /// Only calls past this one in the walk's order (the index of the cursor's call).
+    pub after: Option<u32>,
+    /// Only calls created at or after this time.
+    pub from_ms: Option<i64>,
+    /// Only calls created at or before this time.
+    pub to_ms: Option<i64>,
+    pub limit: usize,
 }
 
 pub struct Dataset {
     seed: u64,
     pub anchor: DateTime<Utc>,
+    ids: IdStyle,
     agents: Arc<Vec<String>>,
     agent_index: HashMap<String, u16>,
     calls: Vec<CallMeta>,
     /// Live calls of each agent, oldest first.
     by_agent: Vec<Vec<u32>>,
-    /// Some call was deleted since `by_agent` was last compacted.
+    /// Every live call, oldest first.
+    live: Vec<u32>,
+    /// Some call was deleted since `by_agent` and `live` were last compacted.
     dirty: bool,
-    late_evals: HashMap<u32, i64>,
+    late: HashMap<u32, i64>,
+    redacted: HashMap<u32, i64>,
+    deleted: HashMap<u32, i64>,
 }
 
-fn mix(mut x: u64) -> u64 {
+pub(super) fn mix(mut x: u64) -> u64 {
     // splitmix64's finaliser: spreads one seed into independent-looking streams.
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -66,19 +170,14 @@ fn label_of(seed: u64, index: u32) -> &'static str {
     LABELS[(mix(seed ^ index as u64 ^ 0x1ABE1) % LABELS.len() as u64) as usize]
 }
 
-fn call_rng(seed: u64, index: u32) -> SmallRng {
+pub(super) fn call_rng(seed: u64, index: u32) -> SmallRng {
     SmallRng::seed_from_u64(mix(seed ^ mix(index as u64 + 1)))
 }
 
 impl Dataset {
-    pub fn new(seed: u64, calls: u64, agents: u32, anchor: DateTime<Utc>) -> Dataset {
+    pub fn new(seed: u64, calls: u64, agents: u32, anchor: DateTime<Utc>, ids: IdStyle) -> Dataset {
         let agents = agents.clamp(1, u16::MAX as u32) as u16;
-        let agent_ids: Vec<String> = (0..agents)
-            .map(|k| {
-                let h = mix(seed ^ mix(0xA6E7 + k as u64));
-                format!("agent-{:012x}", h & 0xFFFF_FFFF_FFFF)
-            })
-            .collect();
+        let agent_ids: Vec<String> = (0..agents).map(|k| ids.agent_id(seed, k)).collect();
         let agent_index = agent_ids
             .iter()
             .enumerate()
@@ -104,12 +203,16 @@ impl Dataset {
         Dataset {
             seed,
             anchor,
+            ids,
             agents: Arc::new(agent_ids),
             agent_index,
             calls: metas,
             by_agent,
+            live: (0..n).collect(),
             dirty: false,
-            late_evals: HashMap::new(),
+            late: HashMap::new(),
+            redacted: HashMap::new(),
+            deleted: HashMap::new(),
         }
     }
 
@@ -125,22 +228,25 @@ impl Dataset {
         CallSlot {
             index,
             meta: self.calls[index as usize],
-            late_eval_ms: self.late_evals.get(&index).copied(),
+            late_ms: self.late.get(&index).copied(),
+            redacted_ms: self.redacted.get(&index).copied(),
         }
     }
 
     fn compact(&mut self) {
         if self.dirty {
             let calls = &self.calls;
+            let alive = |i: &u32| calls[*i as usize].flags & DELETED == 0;
             for list in &mut self.by_agent {
-                list.retain(|&i| calls[i as usize].flags & DELETED == 0);
+                list.retain(alive);
             }
+            self.live.retain(alive);
             self.dirty = false;
         }
     }
 
     /// The call ids of one agent created at or after `since_ms`, oldest first, narrowed to
-    /// `label`; returns the total and the slots of the page asked for.
+    /// `label`; returns the total and the slots of the numbered page asked for.
     pub fn list(
         &mut self,
         agent: u16,
@@ -180,12 +286,52 @@ impl Dataset {
         (total, picked)
     }
 
+    /// One page of a keyset walk, and whether more calls follow it.
+    pub fn keyset(&mut self, query: &KeysetQuery) -> (Vec<CallSlot>, bool) {
+        self.compact();
+        let list: &[u32] = match query.agent {
+            Some(agent) => &self.by_agent[agent as usize],
+            None => &self.live,
+        };
+        let created = |i: &u32| self.calls[*i as usize].created_ms;
+        let lo = query
+            .from_ms
+            .map_or(0, |from| list.partition_point(|i| created(i) < from));
+        let hi = query
+            .to_ms
+            .map_or(list.len(), |to| list.partition_point(|i| created(i) <= to));
+        let mut range = &list[lo..hi.max(lo)];
+        if let Some(after) = query.after {
+            // Indices follow creation order, so the cursor's place is found by its index
+            // even when its call is gone.
+            let at = range.partition_point(|&i| i <= after);
+            range = if query.newest_first {
+                &range[..range.partition_point(|&i| i < after)]
+            } else {
+                &range[at..]
+            };
+        }
+        let limit = query.limit.max(1);
+        let picked: Vec<u32> = if query.newest_first {
+            range.iter().rev().take(limit).copied().collect()
+        } else {
+            range.iter().take(limit).copied().collect()
+        };
+        let more = range.len() > picked.len();
+        (picked.into_iter().map(|i| self.slot(i)).collect(), more)
+    }
+
     /// The index of a live call with this id.
     pub fn find(&self, id: &str) -> Option<u32> {
-        let tail = id.rsplit('-').next()?;
-        let index = u32::try_from(u64::from_str_radix(tail, 16).ok()?).ok()?;
-        let meta = self.calls.get(index as usize)?;
-        (meta.flags & DELETED == 0 && call_id(self.seed, index) == id).then_some(index)
+        self.find_any(id)
+            .filter(|&index| self.calls[index as usize].flags & DELETED == 0)
+    }
+
+    /// The index of a call with this id, live or deleted.
+    pub fn find_any(&self, id: &str) -> Option<u32> {
+        let index = self.ids.index_of(id)?;
+        self.calls.get(index as usize)?;
+        (self.ids.call_id(self.seed, index) == id).then_some(index)
     }
 
     pub fn slot_of(&self, id: &str) -> Option<CallSlot> {
@@ -203,8 +349,18 @@ impl Dataset {
         } else {
             meta.flags |= DELETED;
             self.dirty = true;
+            self.deleted.insert(index, Utc::now().timestamp_millis());
         }
         true
+    }
+
+    /// Marks a live call redacted (once: the first time is kept); its slot after.
+    pub fn redact(&mut self, index: u32, now: DateTime<Utc>) -> CallSlot {
+        if let Some(meta) = self.calls.get_mut(index as usize) {
+            meta.flags |= REDACTED;
+            self.redacted.entry(index).or_insert(now.timestamp_millis());
+        }
+        self.slot(index)
     }
 
     /// Deletes the live call of `agent` that `pick` points at; returns its id.
@@ -215,8 +371,23 @@ impl Dataset {
             return None;
         }
         let index = list[(pick % list.len() as u64) as usize];
-        let id = call_id(self.seed, index);
+        let id = self.ids.call_id(self.seed, index);
         self.delete(&id, false).then_some(id)
+    }
+
+    /// Calls deleted at the provider, oldest first by creation, created in `created_ms`.
+    pub fn deleted(&self, created_ms: std::ops::Range<i64>) -> Vec<DeletedCall> {
+        let mut out: Vec<DeletedCall> = self
+            .deleted
+            .iter()
+            .map(|(&index, &deleted_ms)| DeletedCall {
+                slot: self.slot(index),
+                deleted_ms,
+            })
+            .filter(|d| created_ms.contains(&d.slot.meta.created_ms))
+            .collect();
+        out.sort_by_key(|d| d.slot.index);
+        out
     }
 
     /// Adds `n` new calls for agent `agent`, created now; returns their ids.
@@ -225,43 +396,44 @@ impl Dataset {
         let mut ids = Vec::new();
         for _ in 0..n {
             let index = self.calls.len() as u32;
-            let newest = self.by_agent[agent as usize]
-                .last()
-                .map_or(i64::MIN, |&i| self.calls[i as usize].created_ms);
+            // Creation order follows the index: never before the newest call.
+            let newest = self.calls.last().map_or(i64::MIN, |m| m.created_ms);
             self.calls.push(CallMeta {
                 created_ms: now.timestamp_millis().max(newest),
                 agent,
                 flags: 0,
             });
             self.by_agent[agent as usize].push(index);
-            ids.push(call_id(self.seed, index));
+            self.live.push(index);
+            ids.push(self.ids.call_id(self.seed, index));
         }
         ids
     }
 
-    /// Gives up to `n` unfinished calls (no evaluation yet) created in `created_ms`, newest
-    /// first, a late evaluation. Returns their ids.
+    /// Finishes up to `n` calls that `pending` says are unfinished, created in `created_ms`,
+    /// newest first. Returns their ids.
     pub fn complete_pending(
         &mut self,
         n: usize,
         created_ms: std::ops::Range<i64>,
         now: DateTime<Utc>,
+        pending: impl Fn(&Renderer, CallSlot) -> bool,
     ) -> Vec<String> {
+        let renderer = self.renderer();
         let mut done = Vec::new();
         for index in (0..self.calls.len() as u32).rev() {
             if done.len() >= n {
                 break;
             }
             let meta = self.calls[index as usize];
-            if meta.flags & (DELETED | LATE_EVALUATED) != 0
-                || !created_ms.contains(&meta.created_ms)
+            if meta.flags & (DELETED | FINISHED_LATE) != 0 || !created_ms.contains(&meta.created_ms)
             {
                 continue;
             }
-            if self.render(self.slot(index)).evaluations.is_empty() {
-                self.calls[index as usize].flags |= LATE_EVALUATED;
-                self.late_evals.insert(index, now.timestamp_millis());
-                done.push(call_id(self.seed, index));
+            if pending(&renderer, self.slot(index)) {
+                self.calls[index as usize].flags |= FINISHED_LATE;
+                self.late.insert(index, now.timestamp_millis());
+                done.push(self.ids.call_id(self.seed, index));
             }
         }
         done
@@ -270,19 +442,7 @@ impl Dataset {
     /// Every live call, oldest first, as served.
     pub fn all_live(&mut self) -> Vec<CallSlot> {
         self.compact();
-        let mut all: Vec<CallSlot> = self
-            .by_agent
-            .iter()
-            .flatten()
-            .map(|&i| self.slot(i))
-            .collect();
-        all.sort_by_key(|s| (s.meta.created_ms, s.index));
-        all
-    }
-
-    /// Renders one call as Bluejay's CallLog.
-    pub fn render(&self, slot: CallSlot) -> CallLog {
-        self.renderer().render(slot)
+        self.live.iter().map(|&i| self.slot(i)).collect()
     }
 
     /// What rendering needs, detached from the data set so it can run outside its lock.
@@ -290,164 +450,68 @@ impl Dataset {
         Renderer {
             seed: self.seed,
             anchor_ms: self.anchor.timestamp_millis(),
+            ids: self.ids,
             agents: self.agents.clone(),
         }
     }
 }
 
+/// What a provider module renders a call from.
 #[derive(Clone)]
 pub struct Renderer {
-    seed: u64,
-    anchor_ms: i64,
+    pub seed: u64,
+    pub anchor_ms: i64,
+    ids: IdStyle,
     agents: Arc<Vec<String>>,
 }
 
 impl Renderer {
-    pub fn render(&self, slot: CallSlot) -> CallLog {
-        render_call(
-            self.seed,
-            self.anchor_ms,
-            &self.agents,
-            slot,
-            label_of(self.seed, slot.index),
-        )
+    pub fn call_id(&self, index: u32) -> String {
+        self.ids.call_id(self.seed, index)
+    }
+
+    pub fn agent_id(&self, slot: CallSlot) -> &str {
+        &self.agents[slot.meta.agent as usize]
+    }
+
+    pub fn label(&self, index: u32) -> &'static str {
+        label_of(self.seed, index)
+    }
+
+    /// The call's own random stream; `salt` gives a provider or a part of a call its own.
+    pub fn rng(&self, index: u32, salt: u64) -> SmallRng {
+        call_rng(self.seed ^ salt, index)
     }
 }
 
-pub fn call_id(seed: u64, index: u32) -> String {
-    let h = mix(seed ^ mix(index as u64 + 1) ^ 0x1D);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        h >> 32,
-        (h >> 16) & 0xFFFF,
-        h & 0xFFF,
-        0x8000 | ((h >> 4) & 0x3FFF),
-        index
-    )
-}
-
-fn iso(ms: i64) -> String {
+/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds.
+pub fn iso(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms)
         .single()
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-#[derive(Serialize, Clone, Debug)]
-pub struct CallLog {
-    pub id: String,
-    pub agent_id: String,
-    pub external_agent_id: Option<String>,
-    pub recording_url: Option<String>,
-    pub start_time_utc: String,
-    pub participants: Vec<ParticipantOut>,
-    pub status: &'static str,
-    pub call_direction: &'static str,
-    pub interface: &'static str,
-    pub created_at: String,
-    pub transcript_url: Option<String>,
-    pub tool_calls: Option<Vec<ToolCallOut>>,
-    pub events: Option<Vec<EventOut>>,
-    pub tags: Option<Vec<&'static str>>,
-    pub duration_ms: Option<i64>,
-    pub evaluations: Vec<EvaluationOut>,
-    pub annotations: Option<Vec<serde_json::Value>>,
-    pub metadata: Option<serde_json::Value>,
-    pub custom_metrics: Option<Vec<serde_json::Value>>,
-    pub conversation_ended_by: Option<&'static str>,
-    /// Not in Bluejay's documentation: a field the client must carry without breaking.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub x_routing: Option<serde_json::Value>,
+pub(super) fn pick<T: Copy>(rng: &mut SmallRng, items: &[T]) -> T {
+    items[rng.random_range(0..items.len())]
 }
 
-#[derive(Serialize, Clone, Debug)]
-pub struct ParticipantOut {
-    pub role: &'static str,
-    pub spoke_first: Option<bool>,
-    pub name: Option<&'static str>,
-    pub phone_number: Option<String>,
+/// `Some(value)` with probability `p`; the value is drawn either way, so what follows in the
+/// random stream does not depend on the coin.
+macro_rules! maybe {
+    ($rng:ident, $p:expr, $value:expr $(,)?) => {{
+        let keep = $rng.random_bool($p);
+        let value = $value;
+        keep.then_some(value)
+    }};
+}
+pub(super) use maybe;
+
+pub(super) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
-#[derive(Serialize, Clone, Debug)]
-pub struct ToolCallOut {
-    pub name: &'static str,
-    pub start_offset_ms: i64,
-    pub description: Option<&'static str>,
-    pub parameters: Option<serde_json::Value>,
-    pub output: serde_json::Value,
-}
-
-#[derive(Serialize, Clone, Debug)]
-pub struct EventOut {
-    pub title: &'static str,
-    pub start_offset_ms: i64,
-    pub description: Option<&'static str>,
-    pub end_offset_ms: Option<i64>,
-    pub tags: Option<Vec<&'static str>>,
-    pub metadata: Option<serde_json::Value>,
-}
-
-#[derive(Serialize, Clone, Debug)]
-pub struct LatencyOut {
-    pub avg_agent_latency: Option<f64>,
-    pub max_agent_latency: Option<f64>,
-    pub p50_agent_latency: Option<f64>,
-    pub p90_agent_latency: Option<f64>,
-    pub p95_agent_latency: Option<f64>,
-    pub p99_agent_latency: Option<f64>,
-}
-
-#[derive(Serialize, Clone, Debug)]
-pub struct FillerLatencyOut {
-    pub avg_filler_ignored_latency: Option<f64>,
-    pub p50_filler_ignored_latency: Option<f64>,
-    pub p90_filler_ignored_latency: Option<f64>,
-    pub p95_filler_ignored_latency: Option<f64>,
-    pub p99_filler_ignored_latency: Option<f64>,
-}
-
-#[derive(Serialize, Clone, Debug)]
-pub struct CustomMetricOut {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub response_type: &'static str,
-    pub response_value: String,
-    pub reasoning: Option<&'static str>,
-    pub min_value: Option<f64>,
-    pub max_value: Option<f64>,
-    pub category: Option<&'static str>,
-    pub tags: Option<Vec<&'static str>>,
-    pub scoring_guidance: Option<&'static str>,
-    pub enum_options: Option<Vec<&'static str>>,
-}
-
-#[derive(Serialize, Clone, Debug)]
-pub struct EvaluationOut {
-    pub id: String,
-    pub created_at: String,
-    pub agent_speak_percentage: Option<f64>,
-    pub avg_agent_latency: Option<f64>,
-    pub hallucination: Option<bool>,
-    pub hallucination_reasoning: Option<&'static str>,
-    pub redundancy: Option<bool>,
-    pub redundancy_reasoning: Option<&'static str>,
-    pub latency: Option<LatencyOut>,
-    pub filler_ignored_latency: Option<FillerLatencyOut>,
-    pub num_turns: Option<i64>,
-    pub call_summary: Option<String>,
-    pub custom_evals: Option<serde_json::Value>,
-    pub custom_evals_success_rate: Option<f64>,
-    pub goal_success: Option<bool>,
-    pub goal_reasoning: Option<&'static str>,
-    pub pronunciation_score: Option<f64>,
-    pub pronunciation_reasoning: Option<&'static str>,
-    pub sentiment_label: Option<&'static str>,
-    pub sentiment_score: Option<f64>,
-    pub sentiment_scores: Option<serde_json::Value>,
-    pub custom_metrics: Option<Vec<CustomMetricOut>>,
-}
-
-const NAMES: [&str; 10] = [
+pub(super) const NAMES: [&str; 10] = [
     "José Álvarez",
     "Zoë Müller",
     "李雷",
@@ -459,7 +523,7 @@ const NAMES: [&str; 10] = [
     "Aoife Ní Bhriain",
     "Tomás O'Connor 📞",
 ];
-const TAGS: [&str; 8] = [
+pub(super) const TAGS: [&str; 8] = [
     "vip",
     "billing",
     "refund",
@@ -469,7 +533,7 @@ const TAGS: [&str; 8] = [
     "callback",
     "outage",
 ];
-const TOOLS: [(&str, &str); 5] = [
+pub(super) const TOOLS: [(&str, &str); 5] = [
     (
         "lookup_account",
         "Finds the caller's account by phone number",
@@ -485,7 +549,7 @@ const TOOLS: [(&str, &str); 5] = [
         "Transfers the caller to the escalation queue",
     ),
 ];
-const EVENTS: [(&str, &str); 4] = [
+pub(super) const EVENTS: [(&str, &str); 4] = [
     (
         "greeting",
         "Agent greeted the caller and stated the purpose of the line",
@@ -503,332 +567,13 @@ const EVENTS: [(&str, &str); 4] = [
         "No speech from either side for more than four seconds",
     ),
 ];
-const SUMMARIES: [&str; 5] = [
+pub(super) const SUMMARIES: [&str; 5] = [
     "The caller asked why their invoice doubled this month. The agent found a duplicate charge, explained it and opened a refund; the caller was satisfied.",
     "Caller wanted to move a delivery to next Tuesday. The agent checked availability, rescheduled and sent a confirmation by SMS. Überraschend kurz.",
     "A customer reported an outage in their area. The agent confirmed the incident, gave the expected restore time and offered a callback.",
     "El cliente pidió información sobre su saldo. The agent verified identity and read out the balance and the next due date.",
     "The caller was upset about a missed appointment. The agent apologised, rebooked for the earliest slot and flagged the case for follow-up. 🙏",
 ];
-const HALLUCINATION_REASONS: [&str; 3] = [
-    "The agent stated a refund would arrive in 24 hours; policy says 5-7 business days, and no tool output supported the claim.",
-    "The agent quoted an account balance that does not match the check_balance tool output.",
-    "The agent invented an appointment slot that the scheduling tool never returned.",
-];
-const CLEAN_REASONS: [&str; 2] = [
-    "Every factual statement by the agent is supported by tool outputs or the knowledge base.",
-    "The agent only repeated information the caller or the tools provided.",
-];
-const REDUNDANCY_REASONS: [&str; 2] = [
-    "The agent asked for the account number twice after the caller had already given it.",
-    "No repeated questions or restated answers were found.",
-];
-const GOAL_REASONS: [&str; 2] = [
-    "The caller's request was completed and confirmed before the call ended.",
-    "The call ended before the agent could complete the request; the caller hung up on hold.",
-];
-const PRONUNCIATION_REASONS: [&str; 2] = [
-    "Names and numbers were pronounced clearly; one street name was stressed incorrectly.",
-    "Clear pronunciation throughout, including non-English names.",
-];
-const SENTIMENTS: [&str; 3] = ["positive", "neutral", "negative"];
-const METRICS: [(&str, &str, &str); 3] = [
-    (
-        "csat_prediction",
-        "Predicted customer satisfaction from 1 to 5",
-        "number",
-    ),
-    (
-        "policy_adherence",
-        "Whether the agent followed the refund policy",
-        "boolean",
-    ),
-    ("resolution_type", "How the call was resolved", "enum"),
-];
-
-fn pick<T: Copy>(rng: &mut SmallRng, items: &[T]) -> T {
-    items[rng.random_range(0..items.len())]
-}
-
-/// `Some(value)` with probability `p`; the value is drawn either way, so what follows in the
-/// random stream does not depend on the coin.
-macro_rules! maybe {
-    ($rng:ident, $p:expr, $value:expr $(,)?) => {{
-        let keep = $rng.random_bool($p);
-        let value = $value;
-        keep.then_some(value)
-    }};
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-fn render_call(
-    seed: u64,
-    anchor_ms: i64,
-    agents: &[String],
-    slot: CallSlot,
-    label: &str,
-) -> CallLog {
-    let mut rng = call_rng(seed, slot.index);
-    let id = call_id(seed, slot.index);
-    let meta = slot.meta;
-    let duration_ms = rng.random_range(15_000..900_000i64);
-    let start_ms = meta.created_ms - duration_ms - rng.random_range(500..5_000i64);
-    // Recent calls may still be in flight; older ones are final. Every draw is made whatever
-    // the outcome, so a late evaluation changes nothing else about the call.
-    // The younger a call, the likelier it is still being evaluated.
-    let age_ms = anchor_ms - meta.created_ms;
-    let pending_chance = match age_ms {
-        a if a < 3_600_000 => 0.9,
-        a if a < 6 * 3_600_000 => 0.5,
-        a if a < 2 * 86_400_000 => 0.15,
-        _ => 0.0,
-    };
-    let pending_draw = rng.random::<f64>() < pending_chance;
-    let pending_status = pick(&mut rng, &["INITIALIZING", "QUEUED", "EVALUATING"]);
-    let incomplete_draw = rng.random_bool(0.06);
-    let incomplete_evals = rng.random_range(0..2u32);
-    let no_eval_draw = rng.random_bool(0.04);
-    let evals_draw = rng.random_range(1..3u32);
-    let (mut status, mut n_evals) = if pending_draw {
-        (pending_status, 0)
-    } else if incomplete_draw {
-        ("INCOMPLETED", incomplete_evals)
-    } else {
-        ("COMPLETED", if no_eval_draw { 0 } else { evals_draw })
-    };
-    let late = slot.late_eval_ms.is_some() && n_evals == 0;
-    if late {
-        status = "COMPLETED";
-        n_evals = 1;
-    }
-    let participants = vec![
-        ParticipantOut {
-            role: "AGENT",
-            spoke_first: Some(true),
-            name: Some("Callvault Demo Agent"),
-            phone_number: None,
-        },
-        ParticipantOut {
-            role: "USER",
-            spoke_first: maybe!(rng, 0.8, false),
-            name: maybe!(rng, 0.85, pick(&mut rng, &NAMES)),
-            phone_number: maybe!(
-                rng,
-                0.7,
-                format!("+1415555{:04}", rng.random_range(0..10_000)),
-            ),
-        },
-    ];
-    let tool_calls = (0..rng.random_range(0..4))
-        .map(|k| {
-            let (name, description) = pick(&mut rng, &TOOLS);
-            ToolCallOut {
-                name,
-                start_offset_ms: 5_000 + k * 20_000 + rng.random_range(0..10_000),
-                description: maybe!(rng, 0.9, description),
-                parameters: maybe!(
-                    rng,
-                    0.9,
-                    serde_json::json!({"account": format!("AC-{}", rng.random_range(1000..9999)), "locale": "en-US"}),
-                ),
-                output: match rng.random_range(0..3) {
-                    0 => serde_json::json!({"ok": true, "balance": round2(rng.random_range(0.0..900.0))}),
-                    1 => serde_json::Value::String("slot booked for Tuesday 10:00 — confirmé".into()),
-                    _ => serde_json::Value::Null,
-                },
-            }
-        })
-        .collect();
-    let events = (0..rng.random_range(0..5))
-        .map(|k| {
-            let (title, description) = pick(&mut rng, &EVENTS);
-            let start = k * 30_000 + rng.random_range(0..20_000);
-            EventOut {
-                title,
-                start_offset_ms: start,
-                description: maybe!(rng, 0.9, description),
-                end_offset_ms: maybe!(rng, 0.8, start + rng.random_range(500..8_000)),
-                tags: maybe!(rng, 0.5, vec![pick(&mut rng, &TAGS)]),
-                metadata: maybe!(
-                    rng,
-                    0.4,
-                    serde_json::json!({"confidence": round2(rng.random_range(0.5..1.0))})
-                ),
-            }
-        })
-        .collect();
-    let mut tags: Vec<&'static str> = (0..rng.random_range(0..4))
-        .map(|_| pick(&mut rng, &TAGS))
-        .collect();
-    tags.sort_unstable();
-    tags.dedup();
-    let summary = pick(&mut rng, &SUMMARIES);
-    let mut eval_rng = call_rng(seed ^ 0xE7A1, slot.index);
-    let evaluations = (0..n_evals)
-        .map(|k| {
-            let created = match slot.late_eval_ms {
-                Some(at) if late => at,
-                _ => meta.created_ms + 30_000 + k as i64 * 3_600_000,
-            };
-            render_evaluation(&mut eval_rng, &id, k, created, summary)
-        })
-        .collect();
-    let recording = meta.flags & RECORDING_CLEARED == 0;
-    CallLog {
-        agent_id: agents[meta.agent as usize].clone(),
-        external_agent_id: maybe!(rng, 0.7, format!("ext-{}", meta.agent)),
-        recording_url: (recording && rng.random_bool(0.9))
-            .then(|| format!("https://recordings.example.com/{id}.wav")),
-        start_time_utc: iso(start_ms),
-        participants,
-        status,
-        call_direction: pick(&mut rng, &["INBOUND", "OUTBOUND"]),
-        interface: pick(&mut rng, &["PHONE", "WEB"]),
-        created_at: iso(meta.created_ms),
-        transcript_url: maybe!(
-            rng,
-            0.9,
-            format!("https://transcripts.example.com/{id}.json")
-        ),
-        tool_calls: maybe!(rng, 0.95, tool_calls),
-        events: maybe!(rng, 0.95, events),
-        tags: maybe!(rng, 0.9, tags),
-        duration_ms: maybe!(rng, 0.97, duration_ms),
-        evaluations,
-        annotations: match rng.random_range(0..3) {
-            0 => None,
-            1 => Some(vec![]),
-            _ => Some(vec![
-                serde_json::json!({"author": "qa@example.com", "note": "Good de-escalation ✔"}),
-            ]),
-        },
-        metadata: Some(
-            serde_json::json!({"label": label, "campaign": pick(&mut rng, &["spring", "renewals", "support"])}),
-        ),
-        custom_metrics: maybe!(rng, 0.5, vec![]),
-        conversation_ended_by: match rng.random_range(0..3) {
-            0 => None,
-            1 => Some("AGENT"),
-            _ => Some("USER"),
-        },
-        x_routing: maybe!(
-            rng,
-            0.2,
-            serde_json::json!({"region": "eu-west-1", "trunk": rng.random_range(1..9)})
-        ),
-        id,
-    }
-}
-
-fn render_evaluation(
-    rng: &mut SmallRng,
-    call_id: &str,
-    k: u32,
-    created_ms: i64,
-    summary: &str,
-) -> EvaluationOut {
-    // Agent latency in ms: a skewed distribution around 700-900 ms with a long tail.
-    let base =
-        450.0 + rng.random_range(0.0..600.0) + rng.random_range(0.0..1.0f64).powi(6) * 2500.0;
-    let p50 = round2(base * 0.92);
-    let latency = LatencyOut {
-        avg_agent_latency: Some(round2(base)),
-        p50_agent_latency: Some(p50),
-        p90_agent_latency: Some(round2(base * 1.35)),
-        p95_agent_latency: Some(round2(base * 1.6)),
-        p99_agent_latency: Some(round2(base * 2.1)),
-        max_agent_latency: maybe!(rng, 0.9, round2(base * 2.6)),
-    };
-    let hallucination = if rng.random_bool(0.05) {
-        None
-    } else {
-        Some(rng.random_bool(0.08))
-    };
-    let metrics = (0..rng.random_range(0..4usize))
-        .map(|m| {
-            let (name, description, kind) = METRICS[m % METRICS.len()];
-            CustomMetricOut {
-                name,
-                description,
-                response_type: kind,
-                response_value: match kind {
-                    "number" => rng.random_range(1..6).to_string(),
-                    "boolean" => rng.random_bool(0.9).to_string(),
-                    _ => pick(rng, &["resolved", "escalated", "callback"]).to_string(),
-                },
-                reasoning: maybe!(
-                    rng,
-                    0.8,
-                    "Derived from the closing turns of the conversation."
-                ),
-                min_value: (kind == "number").then_some(1.0),
-                max_value: (kind == "number").then_some(5.0),
-                category: maybe!(rng, 0.7, "quality"),
-                tags: maybe!(rng, 0.5, vec!["auto", "v2"]),
-                scoring_guidance: maybe!(
-                    rng,
-                    0.5,
-                    "Score 5 only when the caller explicitly thanks the agent."
-                ),
-                enum_options: (kind == "enum").then(|| vec!["resolved", "escalated", "callback"]),
-            }
-        })
-        .collect();
-    let goal = rng.random_bool(0.82);
-    EvaluationOut {
-        id: format!("{call_id}-ev{k}"),
-        created_at: iso(created_ms),
-        agent_speak_percentage: Some(round2(rng.random_range(25.0..75.0))),
-        avg_agent_latency: Some(round2(base)),
-        hallucination,
-        hallucination_reasoning: match hallucination {
-            Some(true) => Some(pick(rng, &HALLUCINATION_REASONS)),
-            Some(false) => maybe!(rng, 0.7, pick(rng, &CLEAN_REASONS)),
-            None => None,
-        },
-        redundancy: maybe!(rng, 0.95, rng.random_bool(0.12)),
-        redundancy_reasoning: maybe!(rng, 0.8, pick(rng, &REDUNDANCY_REASONS)),
-        latency: maybe!(rng, 0.95, latency),
-        filler_ignored_latency: maybe!(
-            rng,
-            0.8,
-            FillerLatencyOut {
-                avg_filler_ignored_latency: Some(round2(base * 0.8)),
-                p50_filler_ignored_latency: Some(round2(p50 * 0.8)),
-                p90_filler_ignored_latency: Some(round2(base * 1.1)),
-                p95_filler_ignored_latency: None,
-                p99_filler_ignored_latency: Some(round2(base * 1.7)),
-            },
-        ),
-        num_turns: maybe!(rng, 0.95, rng.random_range(4..60)),
-        call_summary: maybe!(rng, 0.9, summary.to_string()),
-        custom_evals: match rng.random_range(0..3) {
-            0 => None,
-            1 => {
-                Some(serde_json::json!([{"name": "greeting_used", "passed": rng.random_bool(0.9)}]))
-            }
-            _ => Some(
-                serde_json::json!({"greeting_used": true, "closing_used": rng.random_bool(0.7)}),
-            ),
-        },
-        custom_evals_success_rate: maybe!(rng, 0.7, round2(rng.random_range(0.0..1.0))),
-        goal_success: maybe!(rng, 0.95, goal),
-        goal_reasoning: Some(GOAL_REASONS[usize::from(!goal)]),
-        pronunciation_score: maybe!(rng, 0.8, round2(rng.random_range(60.0..100.0))),
-        pronunciation_reasoning: maybe!(rng, 0.8, pick(rng, &PRONUNCIATION_REASONS)),
-        sentiment_label: maybe!(rng, 0.95, pick(rng, &SENTIMENTS)),
-        sentiment_score: maybe!(rng, 0.95, round2(rng.random_range(-1.0..1.0))),
-        sentiment_scores: maybe!(
-            rng,
-            0.6,
-            serde_json::json!({"positive": round2(rng.random_range(0.0..1.0)), "negative": round2(rng.random_range(0.0..1.0))}),
-        ),
-        custom_metrics: maybe!(rng, 0.9, metrics),
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -837,32 +582,39 @@ mod tests {
     #[test]
     fn same_seed_same_calls_and_ids_round_trip() {
         let anchor = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
-        let mut a = Dataset::new(7, 500, 3, anchor);
-        let mut b = Dataset::new(7, 500, 3, anchor);
-        let ja: Vec<String> = a
-            .all_live()
-            .into_iter()
-            .map(|s| serde_json::to_string(&a.render(s)).unwrap())
-            .collect();
-        let jb: Vec<String> = b
-            .all_live()
-            .into_iter()
-            .map(|s| serde_json::to_string(&b.render(s)).unwrap())
-            .collect();
+        let mut a = Dataset::new(7, 500, 3, anchor, IdStyle::Uuid);
+        let mut b = Dataset::new(7, 500, 3, anchor, IdStyle::Uuid);
+        let render = |d: &mut Dataset| -> Vec<String> {
+            let renderer = d.renderer();
+            d.all_live()
+                .into_iter()
+                .map(|s| {
+                    serde_json::to_string(&super::super::bluejay::render(&renderer, s)).unwrap()
+                })
+                .collect()
+        };
+        let (ja, jb) = (render(&mut a), render(&mut b));
         assert_eq!(ja, jb);
         assert_eq!(ja.len(), 500);
-        let id = call_id(7, 42);
-        assert_eq!(a.find(&id), Some(42));
-        assert_eq!(a.find(&call_id(8, 42)), None);
+        for style in [IdStyle::Uuid, IdStyle::Prefixed("ac_"), IdStyle::Integer] {
+            let d = Dataset::new(7, 500, 3, anchor, style);
+            let id = style.call_id(7, 42);
+            assert_eq!(d.find(&id), Some(42), "{id}");
+            assert_eq!(d.find(&style.call_id(8, 42)), None);
+        }
+        assert!(IdStyle::Integer.call_id(7, 0).parse::<u64>().unwrap() > u32::MAX as u64);
+        let id = IdStyle::Uuid.call_id(7, 42);
         assert!(a.delete(&id, false));
         assert_eq!(a.find(&id), None);
+        assert_eq!(a.find_any(&id), Some(42));
         assert_eq!(a.all_live().len(), 499);
+        assert_eq!(a.deleted(i64::MIN..i64::MAX).len(), 1);
     }
 
     #[test]
     fn pages_cover_a_window_exactly_in_either_order() {
         let anchor = Utc::now();
-        let mut d = Dataset::new(1, 1000, 2, anchor);
+        let mut d = Dataset::new(1, 1000, 2, anchor, IdStyle::Uuid);
         for newest_first in [true, false] {
             let (total, _) = d.list(0, None, None, newest_first, 1, 100);
             let mut seen = std::collections::HashSet::new();
@@ -873,6 +625,33 @@ mod tests {
             }
             assert_eq!(seen.len() as u64, total);
         }
+        // A keyset walk from either end, past a deleted cursor call, sees every call once.
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, more) = d.keyset(&KeysetQuery {
+                agent: Some(0),
+                newest_first: true,
+                after,
+                limit: 30,
+                ..KeysetQuery::default()
+            });
+            let first = after.is_none();
+            seen.extend(page.iter().map(|s| s.index));
+            after = page.last().map(|s| s.index);
+            if let (true, Some(cursor)) = (first, after) {
+                assert!(d.delete(&IdStyle::Uuid.call_id(1, cursor), false));
+            }
+            if !more {
+                break;
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(
+            seen.len(),
+            d.by_agent[0].len() + 1,
+            "the deleted call was served once"
+        );
         let since = anchor.timestamp_millis() - 86_400_000;
         let (recent, slots) = d.list(0, Some(since), None, true, 1, 100);
         assert!(recent < 20, "{recent}");

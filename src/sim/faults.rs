@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use rand::Rng;
 
 use super::Simulator;
@@ -109,12 +109,8 @@ fn draw(sim: &Simulator) -> Option<(FaultKind, FaultConfig)> {
     Some((kind, config))
 }
 
-fn retry_later(status: StatusCode, secs: u64) -> Response {
-    let mut response = (
-        status,
-        axum::Json(serde_json::json!({"detail": "Please slow down and retry later"})),
-    )
-        .into_response();
+fn retry_later(path: &str, status: StatusCode, secs: u64) -> Response {
+    let mut response = super::error_response(path, status, "Please slow down and retry later");
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         response.headers_mut().insert("retry-after", v);
     }
@@ -126,18 +122,23 @@ pub async fn inject(State(sim): State<Simulator>, request: Request, next: Next) 
     let Some((kind, config)) = draw(&sim) else {
         return next.run(request).await;
     };
+    let path = request.uri().path().to_string();
     match kind {
-        FaultKind::TooManyRequests => {
-            retry_later(StatusCode::TOO_MANY_REQUESTS, config.retry_after_secs)
-        }
-        FaultKind::Unavailable => {
-            retry_later(StatusCode::SERVICE_UNAVAILABLE, config.retry_after_secs)
-        }
-        FaultKind::ServerError => (
+        FaultKind::TooManyRequests => retry_later(
+            &path,
+            StatusCode::TOO_MANY_REQUESTS,
+            config.retry_after_secs,
+        ),
+        FaultKind::Unavailable => retry_later(
+            &path,
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.retry_after_secs,
+        ),
+        FaultKind::ServerError => super::error_response(
+            &path,
             StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(serde_json::json!({"detail": "Internal Server Error"})),
-        )
-            .into_response(),
+            "Internal Server Error",
+        ),
         FaultKind::Slow => {
             tokio::time::sleep(config.slow).await;
             next.run(request).await

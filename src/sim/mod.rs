@@ -1,14 +1,16 @@
-//! The simulator: a local HTTP server that speaks the providers' APIs from one seeded data set.
+//! The simulator: a local HTTP server that speaks every provider's API from one seed.
 //!
-//! Tests, benches and the demo sync against it instead of a real provider. It is started from
-//! an already-bound listener (tests bind `127.0.0.1:0`, so there are no port races), serves
-//! until its shutdown future resolves, and exposes hooks (`Simulator`) to change the data
-//! while it runs: add calls, give unfinished calls late evaluations, switch the sort order,
-//! and read back every call it would serve and every DELETE it received. `SimServer` runs
-//! one on a thread of its own, for synchronous tests. It never listens beyond the address
-//! it is given.
+//! Tests, benches and the demo sync against it instead of a real provider. Each provider has
+//! its own module (routes, auth, its JSON) and its own data set, generated from the same
+//! seed, counts and anchor (`Datasets`). It is started from an already-bound listener (tests
+//! bind `127.0.0.1:0`, so there are no port races), serves until its shutdown future
+//! resolves, and exposes hooks (`Simulator`) to change the data while it runs: add calls,
+//! finish unfinished calls late, switch the sort order, and read back every call it would
+//! serve and every DELETE it received. `SimServer` runs one on a thread of its own, for
+//! synchronous tests. It never listens beyond the address it is given.
 
-mod bluejay;
+pub mod bluejay;
+pub mod cartesia;
 pub mod data;
 pub mod faults;
 
@@ -21,7 +23,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
-pub use data::Dataset;
+pub use data::{Dataset, IdStyle};
+
+use crate::providers::ProviderKind;
 pub use faults::{Churn, FaultConfig, FaultKind};
 
 use rand::rngs::SmallRng;
@@ -68,6 +72,70 @@ impl Default for SimConfig {
     }
 }
 
+/// One data set per provider, all from one seed (salted per provider, Bluejay's unsalted).
+pub struct Datasets([Dataset; 4]);
+
+impl Datasets {
+    fn new(config: &SimConfig, anchor: DateTime<Utc>) -> Datasets {
+        let make = |kind: ProviderKind| {
+            let (salt, ids) = match kind {
+                ProviderKind::Bluejay => (0, IdStyle::Uuid),
+                ProviderKind::Cartesia => (0xCA57, IdStyle::Prefixed("ac_")),
+                ProviderKind::Clarion => (0xC1A1, IdStyle::Integer),
+                ProviderKind::Ultravox => (0x017A, IdStyle::Uuid),
+            };
+            Dataset::new(config.seed ^ salt, config.calls, config.agents, anchor, ids)
+        };
+        Datasets(ProviderKind::ALL.map(make))
+    }
+
+    pub fn get(&self, kind: ProviderKind) -> &Dataset {
+        &self.0[kind as usize]
+    }
+
+    pub fn get_mut(&mut self, kind: ProviderKind) -> &mut Dataset {
+        &mut self.0[kind as usize]
+    }
+}
+
+/// A call as `kind`'s API serves it by id.
+fn render_json(
+    kind: ProviderKind,
+    renderer: &data::Renderer,
+    slot: data::CallSlot,
+) -> serde_json::Value {
+    let value = match kind {
+        ProviderKind::Bluejay => serde_json::to_value(bluejay::render(renderer, slot)),
+        ProviderKind::Cartesia => Ok(cartesia::render(renderer, slot, true)),
+        ProviderKind::Clarion | ProviderKind::Ultravox => Ok(serde_json::Value::Null),
+    };
+    value.unwrap_or_default()
+}
+
+/// Whether `kind` would call a call unfinished (late evaluations, completion by id).
+fn is_pending(kind: ProviderKind, renderer: &data::Renderer, slot: data::CallSlot) -> bool {
+    match kind {
+        ProviderKind::Bluejay => bluejay::render(renderer, slot).evaluations.is_empty(),
+        ProviderKind::Cartesia => cartesia::is_started(renderer, slot),
+        ProviderKind::Clarion | ProviderKind::Ultravox => false,
+    }
+}
+
+/// An error answer in the shape of the provider that owns `path`.
+fn error_response(
+    path: &str,
+    status: axum::http::StatusCode,
+    message: &str,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if path.starts_with("/agents") {
+        let code =
+            (status == axum::http::StatusCode::TOO_MANY_REQUESTS).then_some("concurrency_limited");
+        return cartesia::error(status, code, message);
+    }
+    (status, axum::Json(serde_json::json!({ "detail": message }))).into_response()
+}
+
 /// A DELETE the simulator received, as it received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeleteRecord {
@@ -78,7 +146,7 @@ pub struct DeleteRecord {
 }
 
 struct SimState {
-    data: Dataset,
+    data: Datasets,
     order: SortOrder,
     latency: Duration,
     api_key: String,
@@ -105,7 +173,7 @@ impl Simulator {
         let anchor = config.anchor.unwrap_or_else(Utc::now);
         Simulator {
             state: Arc::new(Mutex::new(SimState {
-                data: Dataset::new(config.seed, config.calls, config.agents, anchor),
+                data: Datasets::new(config, anchor),
                 order: config.order,
                 latency: config.latency,
                 api_key: config.api_key.clone(),
@@ -127,34 +195,68 @@ impl Simulator {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Bluejay's agents.
     pub fn agents(&self) -> Vec<String> {
-        self.lock().data.agents().to_vec()
+        self.agents_of(ProviderKind::Bluejay)
+    }
+
+    pub fn agents_of(&self, kind: ProviderKind) -> Vec<String> {
+        self.lock().data.get(kind).agents().to_vec()
     }
 
     pub fn set_order(&self, order: SortOrder) {
         self.lock().order = order;
     }
 
-    /// Adds `n` calls, created now, to the agent at `agent_index`; returns their ids.
+    /// Adds `n` Bluejay calls, created now, to the agent at `agent_index`; returns their ids.
     pub fn add_calls(&self, agent_index: usize, n: u32) -> Vec<String> {
-        let index = u16::try_from(agent_index).unwrap_or(u16::MAX);
-        self.lock().data.add_calls(index, n, Utc::now())
+        self.add_calls_of(ProviderKind::Bluejay, agent_index, n)
     }
 
-    /// Gives up to `n` calls without an evaluation one, newest first, among the calls
+    pub fn add_calls_of(&self, kind: ProviderKind, agent_index: usize, n: u32) -> Vec<String> {
+        let index = u16::try_from(agent_index).unwrap_or(u16::MAX);
+        self.lock()
+            .data
+            .get_mut(kind)
+            .add_calls(index, n, Utc::now())
+    }
+
+    /// Gives up to `n` Bluejay calls without an evaluation one, newest first, among the calls
     /// created in `created`. Returns their ids.
     pub fn complete_pending(&self, n: usize, created: Range<DateTime<Utc>>) -> Vec<String> {
-        let range = created.start.timestamp_millis()..created.end.timestamp_millis();
-        self.lock().data.complete_pending(n, range, Utc::now())
+        self.complete_pending_of(ProviderKind::Bluejay, n, created)
     }
 
-    /// Every call the simulator would serve now, as JSON, oldest first.
+    /// Finishes up to `n` of `kind`'s unfinished calls created in `created`, newest first:
+    /// a Bluejay call gets its evaluation, a Cartesia call completes (seen only by id).
+    pub fn complete_pending_of(
+        &self,
+        kind: ProviderKind,
+        n: usize,
+        created: Range<DateTime<Utc>>,
+    ) -> Vec<String> {
+        let range = created.start.timestamp_millis()..created.end.timestamp_millis();
+        self.lock()
+            .data
+            .get_mut(kind)
+            .complete_pending(n, range, Utc::now(), |r, s| is_pending(kind, r, s))
+    }
+
+    /// Every Bluejay call the simulator would serve now, as JSON, oldest first.
     pub fn calls_json(&self) -> Vec<serde_json::Value> {
-        let mut state = self.lock();
-        let slots = state.data.all_live();
+        self.calls_json_of(ProviderKind::Bluejay)
+    }
+
+    /// Every call of `kind` the simulator would serve now by id, as JSON, oldest first.
+    pub fn calls_json_of(&self, kind: ProviderKind) -> Vec<serde_json::Value> {
+        let (slots, renderer) = {
+            let mut state = self.lock();
+            let data = state.data.get_mut(kind);
+            (data.all_live(), data.renderer())
+        };
         slots
             .into_iter()
-            .map(|s| serde_json::to_value(state.data.render(s)).unwrap_or_default())
+            .map(|s| render_json(kind, &renderer, s))
             .collect()
     }
 
@@ -192,18 +294,18 @@ impl Simulator {
         (state.churned_in.clone(), state.churned_out.clone())
     }
 
-    /// Applies churn to one agent's calls, as a list request arrives.
-    fn churn(&self, agent: u16) {
+    /// Applies churn to one agent's calls of `kind`, as a list request arrives.
+    fn churn(&self, kind: ProviderKind, agent: u16) {
         let mut guard = self.lock();
         let state = &mut *guard;
         let churn = state.churn;
         if churn.insert_chance > 0.0 && state.rng.random_bool(churn.insert_chance.min(1.0)) {
-            let ids = state.data.add_calls(agent, 1, Utc::now());
+            let ids = state.data.get_mut(kind).add_calls(agent, 1, Utc::now());
             state.churned_in.extend(ids);
         }
         if churn.delete_chance > 0.0 && state.rng.random_bool(churn.delete_chance.min(1.0)) {
             let pick = state.rng.random::<u64>();
-            if let Some(id) = state.data.delete_any(agent, pick) {
+            if let Some(id) = state.data.get_mut(kind).delete_any(agent, pick) {
                 state.churned_out.push(id);
             }
         }
@@ -214,6 +316,16 @@ impl Simulator {
         headers
             .get(header)
             .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == state.api_key)
+    }
+
+    /// Whether `Authorization: Bearer <key>` holds the key.
+    fn authorized_bearer(&self, headers: &axum::http::HeaderMap) -> bool {
+        let state = self.lock();
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|v| v == state.api_key)
     }
 
@@ -246,6 +358,7 @@ impl Simulator {
 
 fn router(sim: Simulator) -> axum::Router {
     bluejay::routes()
+        .merge(cartesia::routes())
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             faults::inject,
