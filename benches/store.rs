@@ -42,7 +42,10 @@ fn one_run(calls: u64) -> Result<Duration, Box<dyn std::error::Error>> {
     for (c, chunk) in slots.chunks(CHUNK).enumerate() {
         let records: Vec<CallRecord> = chunk
             .iter()
-            .map(|s| parse_call_log(&serde_json::to_string(&bluejay::render(&renderer, *s))?).map_err(Into::into))
+            .map(|s| {
+                parse_call_log(&serde_json::to_string(&bluejay::render(&renderer, *s))?)
+                    .map_err(Into::into)
+            })
             .collect::<Result<_, Box<dyn std::error::Error>>>()?;
         let mut pages: Vec<Vec<CallRecord>> = Vec::new();
         let mut rest = records.into_iter().peekable();

@@ -157,6 +157,11 @@ impl Provider for Cartesia {
         Pagination::KeysetCursors
     }
 
+    /// The list keeps showing a finished call as `started`; only a read by id shows it done.
+    fn list_may_lag(&self) -> bool {
+        true
+    }
+
     async fn discover_scopes(&self) -> Result<Vec<Scope>, ProviderError> {
         let url = self.url(&["agents"])?;
         let endpoint = "GET /agents";

@@ -355,6 +355,13 @@ pub trait Provider: Send + Sync {
     /// How this provider pages a stream.
     fn pagination(&self) -> Pagination;
 
+    /// True when a list may show a call in an older state than a read by id does (a call
+    /// listed as in progress after it finished): unfinished calls are then read by id even
+    /// when the walk just listed them.
+    fn list_may_lag(&self) -> bool {
+        false
+    }
+
     /// The streams a sync covers when the user names no agent: every agent the account has,
     /// or the whole account where the provider lists calls account-wide.
     async fn discover_scopes(&self) -> Result<Vec<Scope>, ProviderError>;

@@ -684,7 +684,7 @@ impl StreamWalk<'_> {
     }
 
     /// Fetches again, by id, the archived calls the provider may still change, other than
-    /// those the walk just fetched.
+    /// those the walk just fetched (unless the provider's list may lag behind its reads by id).
     async fn recheck_unsettled(
         &self,
         seen: &HashSet<u64>,
@@ -694,12 +694,13 @@ impl StreamWalk<'_> {
         let kind = self.provider.kind();
         let (stream, agent) = (self.stream.clone(), self.scope.agent_id.clone());
         let horizon = Utc::now() - ctx.settings.recheck_within;
+        let lagging = self.provider.list_may_lag();
         let ids: Vec<String> = ctx
             .writer
             .run(move |a| a.unsettled_calls(&stream, agent.as_deref(), horizon))
             .await?
             .into_iter()
-            .filter(|id| !seen.contains(&id_hash(id)))
+            .filter(|id| lagging || !seen.contains(&id_hash(id)))
             .collect();
         if ids.is_empty() {
             return Ok(());

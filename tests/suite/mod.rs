@@ -1,4 +1,5 @@
 mod archive;
+mod cartesia;
 mod delete;
 mod query;
 mod reliability;

@@ -1,5 +1,7 @@
 //! Shared helpers: a simulator on port 0, the compiled binary, and archive readers.
 
+pub mod openapi;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -47,7 +49,18 @@ impl Fixture {
     /// that could change its behaviour.
     pub fn cmd(&self) -> Command {
         let mut cmd = callvault();
-        cmd.arg("--db").arg(self.db()).env("BLUEJAY_API_KEY", KEY);
+        cmd.arg("--db").arg(self.db());
+        for var in KEY_VARS {
+            cmd.env(var, KEY);
+        }
+        cmd
+    }
+
+    /// `callvault sync <provider> --base-url <simulator>` with `extra` arguments.
+    pub fn sync_of(&self, provider: &str, extra: &[&str]) -> Command {
+        let mut cmd = self.cmd();
+        cmd.args(["sync", provider, "--base-url", &self.server.base_url()])
+            .args(extra);
         cmd
     }
 
@@ -65,11 +78,11 @@ impl Fixture {
     /// `cmd()` as a `std::process::Command`, for runs a test kills or waits on itself.
     pub fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("callvault"));
-        cmd.env_remove("CALLVAULT_DB")
-            .env_remove("CALLVAULT_LOG")
-            .env("BLUEJAY_API_KEY", KEY)
-            .arg("--db")
-            .arg(self.db());
+        cmd.env_remove("CALLVAULT_DB").env_remove("CALLVAULT_LOG");
+        for var in KEY_VARS {
+            cmd.env(var, KEY);
+        }
+        cmd.arg("--db").arg(self.db());
         cmd
     }
 
@@ -92,12 +105,22 @@ impl Fixture {
     }
 }
 
+/// Every provider's key variable; the simulator takes `KEY` for all of them.
+pub const KEY_VARS: [&str; 4] = [
+    "BLUEJAY_API_KEY",
+    "CARTESIA_API_KEY",
+    "CLARION_API_KEY",
+    "ULTRAVOX_API_KEY",
+];
+
 pub fn callvault() -> Command {
     let mut cmd = Command::cargo_bin("callvault").expect("binary built");
     cmd.env_remove("CALLVAULT_DB")
         .env_remove("CALLVAULT_LOG")
-        .env_remove("BLUEJAY_API_KEY")
         .timeout(std::time::Duration::from_secs(300));
+    for var in KEY_VARS {
+        cmd.env_remove(var);
+    }
     cmd
 }
 
@@ -179,6 +202,14 @@ pub fn stdout_of(output: &std::process::Output) -> String {
 
 /// A GET or DELETE straight at the simulator, for checking what it serves.
 pub fn http(method: &str, url: &str, key: Option<&str>) -> (u16, Value) {
+    match key {
+        Some(key) => http_with(method, url, &[("X-API-Key", key)]),
+        None => http_with(method, url, &[]),
+    }
+}
+
+/// A request straight at the simulator with these headers; the body as JSON (null if none).
+pub fn http_with(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -186,8 +217,8 @@ pub fn http(method: &str, url: &str, key: Option<&str>) -> (u16, Value) {
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let mut req = client.request(method.parse().unwrap(), url);
-        if let Some(key) = key {
-            req = req.header("X-API-Key", key);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
