@@ -770,3 +770,6 @@ impl StreamWalk<'_> {
             .await?)
     }
 }
+
+#[cfg(test)]
+mod tests;
