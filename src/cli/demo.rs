@@ -93,8 +93,10 @@ fn print_figures(path: &Path) -> anyhow::Result<()> {
     table
         .load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
         .set_header([
+            "provider",
             "agent",
             "calls",
+            "latency",
             "latency p50 ms",
             "latency p95 ms",
             "n",
@@ -103,8 +105,10 @@ fn print_figures(path: &Path) -> anyhow::Result<()> {
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
     for f in &figures {
         table.add_row([
+            f.provider.clone(),
             f.agent_id.clone(),
             f.calls.to_string(),
+            f.latency_measure.to_string(),
             ms(f.latency_p50),
             ms(f.latency_p95),
             f.latency_n.to_string(),

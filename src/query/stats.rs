@@ -1,9 +1,12 @@
 //! Figures callvault computes itself, exactly (no sketches, no sampling): `stats latency`,
 //! `stats hallucination`, `stats summary`, and the per-agent figures of the demo.
 //!
-//! Agent latency: one sample per evaluation, its `avg_agent_latency` in milliseconds.
-//! Percentiles interpolate linearly between the two nearest ranks (numpy's default,
-//! DuckDB's `quantile_cont`). Hallucination rate: evaluations flagged, divided by
+//! Agent latency comes in two measures, each row of `stats latency` naming its own:
+//! `agent_latency_per_evaluation` (one sample per evaluation, its `avg_agent_latency` in
+//! milliseconds: Bluejay) and `tts_ttfb_per_turn` (one sample per transcript turn, its
+//! `tts_ttfb` in milliseconds, pooled over every turn of the group's calls, never an average
+//! of per-call averages: Cartesia). Percentiles interpolate linearly between the two nearest
+//! ranks (numpy's default, DuckDB's `quantile_cont`). Hallucination rate: evaluations flagged, divided by
 //! evaluations with a verdict (true or false); evaluations without one are not counted.
 //! Summary: calls, calls with an evaluation, goal success rate (evaluations whose goal
 //! succeeded / evaluations with a goal verdict), mean sentiment score (over evaluations with
@@ -37,6 +40,9 @@ pub struct AgentFigures {
     pub provider: String,
     pub agent_id: String,
     pub calls: i64,
+    /// Which latency the figures are (`LATENCY_MEASURES`): the evaluations' where the agent
+    /// has any, else its calls' per-turn time to first byte.
+    pub latency_measure: &'static str,
     pub latency_n: usize,
     pub latency_p50: Option<f64>,
     pub latency_p95: Option<f64>,
@@ -64,6 +70,7 @@ pub fn agent_figures(conn: &Connection) -> Result<Vec<AgentFigures>, QueryError>
                 provider: r.get(0)?,
                 agent_id: r.get(1)?,
                 calls: r.get(2)?,
+                latency_measure: LATENCY_MEASURES[0].0,
                 latency_n: 0,
                 latency_p50: None,
                 latency_p95: None,
@@ -72,15 +79,27 @@ pub fn agent_figures(conn: &Connection) -> Result<Vec<AgentFigures>, QueryError>
             })
         })?
         .collect::<Result<_, _>>()?;
-    let mut stmt = conn.prepare(
+    let mut evaluations = conn.prepare(
         "SELECT e.avg_agent_latency FROM evaluations e
          JOIN calls c ON c.seq = e.call_seq
          WHERE c.provider = ?1 AND c.agent_id = ?2 AND e.avg_agent_latency IS NOT NULL",
     )?;
+    let mut turns = conn.prepare(
+        "SELECT t.tts_ttfb_ms FROM transcript_turns t
+         JOIN calls c ON c.seq = t.call_seq
+         WHERE c.provider = ?1 AND c.agent_id = ?2 AND t.tts_ttfb_ms IS NOT NULL",
+    )?;
     for agent in &mut agents {
-        let mut values: Vec<f64> = stmt
-            .query_map([&agent.provider, &agent.agent_id], |r| r.get(0))?
+        let key = [&agent.provider, &agent.agent_id];
+        let mut values: Vec<f64> = evaluations
+            .query_map(key, |r| r.get(0))?
             .collect::<Result<_, _>>()?;
+        if values.is_empty() {
+            values = turns
+                .query_map(key, |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            agent.latency_measure = LATENCY_MEASURES[1].0;
+        }
         values.retain(|v| v.is_finite());
         values.sort_by(f64::total_cmp);
         agent.latency_n = values.len();
@@ -293,14 +312,30 @@ impl GroupsBySeq {
 pub const LATENCY_PERCENTILES: [(&str, f64); 4] =
     [("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)];
 
-/// Exact agent latency percentiles per group: `n` samples, `p50`, `p90`, `p95`, `p99` (ms).
+/// What a latency sample is, as `stats latency` names it, and where its samples come from:
+/// (name, SQL returning `call_seq` and a latency in milliseconds).
+pub const LATENCY_MEASURES: [(&str, &str); 2] = [
+    (
+        "agent_latency_per_evaluation",
+        "SELECT call_seq, avg_agent_latency FROM evaluations
+         WHERE call_seq IS NOT NULL AND avg_agent_latency IS NOT NULL",
+    ),
+    (
+        "tts_ttfb_per_turn",
+        "SELECT call_seq, tts_ttfb_ms FROM transcript_turns WHERE tts_ttfb_ms IS NOT NULL",
+    ),
+];
+
+/// Exact agent latency percentiles per group and measure: `measure`, `n` samples, `p50`,
+/// `p90`, `p95`, `p99` (ms).
 pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, QueryError> {
     // Its reads are several statements: one read transaction gives them one snapshot, so a
     // sync writing meanwhile cannot leave a call counted by one and missed by another.
     let _snapshot = conn.unchecked_transaction()?;
     let by = options.by;
     let mut group_index: PlHashMap<String, u32> = PlHashMap::default();
-    let mut groups: Vec<(Vec<Option<String>>, Vec<f64>)> = Vec::new();
+    // Per group, the samples of each measure.
+    let mut groups: Vec<(Vec<Option<String>>, [Vec<f64>; 2])> = Vec::new();
     let mut key = String::new();
     // Two narrow reads that SQLite answers from covering indexes (the calls rows themselves,
     // with their raw JSON, are large): each call's group by its seq, then the evaluations'
@@ -353,7 +388,7 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
                         let g = groups.len() as u32;
                         groups.push((
                             parts.iter().map(|p| p.map(str::to_string)).collect(),
-                            Vec::new(),
+                            [Vec::new(), Vec::new()],
                         ));
                         group_index.insert(key.clone(), g);
                         g
@@ -369,57 +404,66 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
     drop(rows);
     drop(stmt);
 
-    let mut evals_stmt = conn.prepare(
-        "SELECT call_seq, avg_agent_latency FROM evaluations
-         WHERE call_seq IS NOT NULL AND avg_agent_latency IS NOT NULL",
-    )?;
-    let mut evals = evals_stmt.raw_query();
-    while let Some(row) = evals.next()? {
-        // No such call, or one outside --since: no group.
-        let Some(group) = group_of_seq.get(row.get(0)?) else {
-            continue;
-        };
-        let value = match row.get_ref(1)? {
-            ValueRef::Real(f) => f,
-            ValueRef::Integer(i) => i as f64,
-            _ => continue,
-        };
-        if value.is_finite() {
-            groups[group as usize].1.push(value);
+    for (measure, (_, sql)) in LATENCY_MEASURES.iter().enumerate() {
+        let mut stmt = conn.prepare(sql)?;
+        let mut samples = stmt.raw_query();
+        while let Some(row) = samples.next()? {
+            // No such call, or one outside --since: no group.
+            let Some(group) = group_of_seq.get(row.get(0)?) else {
+                continue;
+            };
+            let value = match row.get_ref(1)? {
+                ValueRef::Real(f) => f,
+                ValueRef::Integer(i) => i as f64,
+                _ => continue,
+            };
+            if value.is_finite() {
+                groups[group as usize].1[measure].push(value);
+            }
         }
     }
-    drop(evals);
-    drop(evals_stmt);
 
-    groups.retain(|(_, values)| !values.is_empty());
+    groups.retain(|(_, samples)| samples.iter().any(|s| !s.is_empty()));
     groups.sort_by(|a, b| a.0.cmp(&b.0));
     let group_cols = by.columns();
     let mut names: Vec<String> = group_cols.iter().map(|c| c.0.to_string()).collect();
     let mut kinds: Vec<ColumnKind> = group_cols.iter().map(|c| c.2).collect();
+    names.push("measure".into());
+    kinds.push(ColumnKind::Text);
     names.push("n".into());
     kinds.push(ColumnKind::Integer);
     for (name, _) in LATENCY_PERCENTILES {
         names.push(name.into());
         kinds.push(ColumnKind::Float);
     }
-    let mut frame = FrameBuilder::new(names, kinds, groups.len());
-    for (parts, values) in &mut groups {
-        values.sort_unstable_by(f64::total_cmp);
-        let mut row: Vec<ValueRef<'_>> = parts
-            .iter()
-            .map(|p| match p {
-                Some(t) => ValueRef::Text(t.as_bytes()),
-                None => ValueRef::Null,
-            })
-            .collect();
-        row.push(ValueRef::Integer(values.len() as i64));
-        for (_, p) in LATENCY_PERCENTILES {
-            row.push(match percentile(values, p) {
-                Some(v) => ValueRef::Real(v),
-                None => ValueRef::Null,
-            });
+    let rows = groups
+        .iter()
+        .map(|(_, s)| s.iter().filter(|v| !v.is_empty()).count())
+        .sum();
+    let mut frame = FrameBuilder::new(names, kinds, rows);
+    for (parts, samples) in &mut groups {
+        for (measure, values) in samples.iter_mut().enumerate() {
+            if values.is_empty() {
+                continue;
+            }
+            values.sort_unstable_by(f64::total_cmp);
+            let mut row: Vec<ValueRef<'_>> = parts
+                .iter()
+                .map(|p| match p {
+                    Some(t) => ValueRef::Text(t.as_bytes()),
+                    None => ValueRef::Null,
+                })
+                .collect();
+            row.push(ValueRef::Text(LATENCY_MEASURES[measure].0.as_bytes()));
+            row.push(ValueRef::Integer(values.len() as i64));
+            for (_, p) in LATENCY_PERCENTILES {
+                row.push(match percentile(values, p) {
+                    Some(v) => ValueRef::Real(v),
+                    None => ValueRef::Null,
+                });
+            }
+            frame.push(row)?;
         }
-        frame.push(row)?;
     }
     Ok(frame.take()?)
 }

@@ -509,3 +509,42 @@ fn the_simulators_answers_match_cartesias_openapi() {
     )
     .is_empty());
 }
+
+#[test]
+fn stats_latency_pools_every_turns_time_to_first_byte_per_agent() {
+    let fx = synced(500, 2);
+    let out = fx
+        .cmd()
+        .args(["stats", "latency", "--by", "agent", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut checked = 0;
+    for agent in fx.server.sim.agents_of(ProviderKind::Cartesia) {
+        // Every assistant turn of the agent's calls is one sample, in milliseconds.
+        let mut samples: Vec<f64> = served(&fx)
+            .values()
+            .filter(|c| c["agent_id"] == agent.as_str())
+            .flat_map(|c| c["transcript"].as_array().cloned().unwrap_or_default())
+            .filter_map(|t| t["tts_ttfb"].as_f64())
+            .map(|s| s * 1000.0)
+            .collect();
+        samples.sort_by(f64::total_cmp);
+        let rank = 0.95 * (samples.len() - 1) as f64;
+        let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+        let p95 = samples[lo] + (samples[hi] - samples[lo]) * (rank - lo as f64);
+        let row = rows
+            .iter()
+            .find(|r| r["provider"] == "cartesia" && r["agent_id"] == agent.as_str())
+            .unwrap_or_else(|| panic!("no row for {agent}: {rows:?}"));
+        assert_eq!(row["measure"], "tts_ttfb_per_turn");
+        assert_eq!(row["n"].as_u64(), Some(samples.len() as u64));
+        assert!(
+            (row["p95"].as_f64().unwrap() - p95).abs() < 1e-6,
+            "{row} vs {p95}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+}
