@@ -326,6 +326,12 @@ pub const LATENCY_MEASURES: [(&str, &str); 2] = [
     ),
 ];
 
+/// A group's values, in the order of `Grouping::columns`.
+type GroupKey = Vec<Option<String>>;
+
+/// A group's samples of each of `LATENCY_MEASURES`.
+type MeasureSamples = [Vec<f64>; LATENCY_MEASURES.len()];
+
 /// Exact agent latency percentiles per group and measure: `measure`, `n` samples, `p50`,
 /// `p90`, `p95`, `p99` (ms).
 pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, QueryError> {
@@ -334,8 +340,7 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
     let _snapshot = conn.unchecked_transaction()?;
     let by = options.by;
     let mut group_index: PlHashMap<String, u32> = PlHashMap::default();
-    // Per group, the samples of each measure.
-    let mut groups: Vec<(Vec<Option<String>>, [Vec<f64>; 2])> = Vec::new();
+    let mut groups: Vec<(GroupKey, MeasureSamples)> = Vec::new();
     let mut key = String::new();
     // Two narrow reads that SQLite answers from covering indexes (the calls rows themselves,
     // with their raw JSON, are large): each call's group by its seq, then the evaluations'
@@ -388,7 +393,7 @@ pub fn latency(conn: &Connection, options: &StatsOptions) -> Result<DataFrame, Q
                         let g = groups.len() as u32;
                         groups.push((
                             parts.iter().map(|p| p.map(str::to_string)).collect(),
-                            [Vec::new(), Vec::new()],
+                            MeasureSamples::default(),
                         ));
                         group_index.insert(key.clone(), g);
                         g
