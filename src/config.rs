@@ -148,6 +148,11 @@ impl Config {
                     )));
                 }
             }
+            if let Some(url) = &source.base_url {
+                crate::providers::http::check_base_url(url).map_err(|e| {
+                    invalid(format!("the {} source's base_url: {e}", source.provider))
+                })?;
+            }
             if source.account.as_ref().is_some_and(|a| a.trim().is_empty()) {
                 return Err(invalid(format!(
                     "the {} source has an empty account name",

@@ -1,6 +1,7 @@
 //! The `callvault` binary: parse, start logging, run the command, map the result to an exit
 //! code (0 success, 1 failure, 2 usage error, 3 finished with some items failed).
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -42,7 +43,10 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot start the async runtime: {e}"
+            );
             return ExitCode::from(1);
         }
     };
@@ -51,8 +55,13 @@ fn main() -> ExitCode {
         Ok(Outcome::Partial) => ExitCode::from(3),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            // A closed stderr has nobody to tell; the exit code still says what happened.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            if e.downcast_ref::<cli::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

@@ -14,7 +14,9 @@ use anyhow::{bail, Context};
 use clap::{ArgGroup, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{parse_positive, parse_rate, Cli, Outcome, DEFAULT_DB};
+use super::{
+    check_cleartext, parse_base_url, parse_positive, parse_rate, Cli, Outcome, DEFAULT_DB,
+};
 use crate::config::is_key_variable;
 use crate::delete::{self, DeletePlan, Selection, DEFAULT_CONCURRENCY, DEFAULT_MAX, SAMPLE_ROWS};
 use crate::providers::{
@@ -53,8 +55,11 @@ pub struct DeleteArgs {
     #[arg(long, value_parser = parse_rate)]
     pub rps: Option<f64>,
     /// Send every request here [default: each call's own source, where it was synced from]
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_base_url)]
     pub base_url: Option<String>,
+    /// Allow a plain-http address on another machine (the key travels in clear text)
+    #[arg(long)]
+    pub allow_http: bool,
     /// Finish an interrupted job: send its pending and retryable items, without re-planning
     #[arg(long, value_name = "JOB", conflicts_with_all = ["params", "yes", "max", "mode"])]
     pub resume: Option<i64>,
@@ -124,7 +129,9 @@ fn adapter_for(
     destination: &Destination,
     http: &HttpClient,
     base_url: &str,
+    allow_http: bool,
 ) -> anyhow::Result<Arc<dyn Provider>> {
+    check_cleartext(destination.provider, base_url, allow_http)?;
     if !is_key_variable(&destination.key_env) {
         bail!(
             "the archive names '{}' as the {} key variable; callvault reads keys only from variables ending in _KEY",
@@ -182,7 +189,7 @@ pub async fn run(cli: &Cli, args: &DeleteArgs) -> anyhow::Result<Outcome> {
         .context("the selection task stopped")??
     };
     if plan.targets.is_empty() {
-        eprintln!("the selection matched no calls; nothing to delete");
+        note!("the selection matched no calls; nothing to delete");
         return Ok(Outcome::Success);
     }
     if let Some(url) = override_url(args, plan.providers())? {
@@ -207,7 +214,7 @@ pub async fn run(cli: &Cli, args: &DeleteArgs) -> anyhow::Result<Outcome> {
     let summary = plan.summary();
     if !args.yes {
         print_dry_run(&plan)?;
-        eprintln!(
+        note!(
             "dry run: nothing was sent; add --yes to delete these {} call(s)",
             plan.targets.len()
         );
@@ -215,14 +222,14 @@ pub async fn run(cli: &Cli, args: &DeleteArgs) -> anyhow::Result<Outcome> {
     }
     let mut adapters = HashMap::new();
     for destination in summary.destinations.keys() {
-        let provider = adapter_for(destination, &http, &destination.base_url)?;
+        let provider = adapter_for(destination, &http, &destination.base_url, args.allow_http)?;
         adapters.insert(destination.clone(), provider);
     }
     let archive =
         Archive::open(&path).with_context(|| format!("opening the archive {}", path.display()))?;
     let writer = Arc::new(ArchiveWriter::spawn(archive));
     let job = delete::freeze(&writer, &plan, &selection).await?;
-    eprintln!(
+    note!(
         "delete job {job}: {} call(s) planned ({}); deleting at {}",
         plan.targets.len(),
         plan.mode,
@@ -257,11 +264,12 @@ async fn resume(cli: &Cli, args: &DeleteArgs, path: &Path, job: i64) -> anyhow::
     let mut adapters = HashMap::new();
     for destination in destinations {
         let base_url = url.unwrap_or(&destination.base_url).to_string();
-        eprintln!(
+        note!(
             "delete job {job}: resuming at {} {base_url} (key ${})",
-            destination.provider, destination.key_env
+            destination.provider,
+            destination.key_env
         );
-        let provider = adapter_for(&destination, &http, &base_url)?;
+        let provider = adapter_for(&destination, &http, &base_url, args.allow_http)?;
         adapters.insert(destination, provider);
     }
     execute(cli, args, writer, job, adapters).await
@@ -281,12 +289,12 @@ async fn execute(
         writer.close();
     }
     let report = result?;
-    eprintln!("{}", report.summary_line());
+    note!("{}", report.summary_line());
     for f in &report.failed {
         let status = f
             .http_status
             .map_or_else(|| "no answer".to_string(), |s| format!("HTTP {s}"));
-        eprintln!(
+        note!(
             "failed {}/{} ({status}): {}",
             f.provider,
             f.call_id,
@@ -294,7 +302,7 @@ async fn execute(
         );
     }
     if report.counts.failed > 0 {
-        eprintln!(
+        note!(
             "{} item(s) failed; `callvault delete --resume {job}` sends the retryable ones again",
             report.counts.failed
         );

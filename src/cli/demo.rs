@@ -64,9 +64,10 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
         key_env: ProviderKind::Bluejay.key_env().into(),
         scopes: simulator.agents().into_iter().map(Scope::agent).collect(),
     };
-    eprintln!(
+    note!(
         "simulator serving {} calls for {} agents at {base_url}",
-        args.calls, args.agents
+        args.calls,
+        args.agents
     );
     let settings = SyncSettings {
         concurrency: 8,
@@ -117,12 +118,12 @@ fn print_figures(path: &Path) -> anyhow::Result<()> {
             }),
         ]);
     }
-    println!("{table}");
+    out!("{table}")?;
     let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    println!("archive: {}", shown.display());
-    println!(
+    out!("archive: {}", shown.display())?;
+    out!(
         "try: callvault --db {} query \"SELECT status, count(*) FROM calls GROUP BY status\"",
         shown.display()
-    );
+    )?;
     Ok(())
 }

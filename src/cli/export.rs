@@ -60,7 +60,7 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("exporting to {}", args.out.display()))?;
     if !cli.quiet {
         for t in &written {
-            eprintln!(
+            note!(
                 "{}: {} rows in {} file{} under {}",
                 t.table,
                 t.rows,

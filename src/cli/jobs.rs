@@ -12,7 +12,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         .with_context(|| format!("opening the archive {}", path.display()))?;
     let jobs = job_summaries(&conn)?;
     if jobs.is_empty() {
-        println!("no delete jobs yet");
+        out!("no delete jobs yet")?;
         return Ok(Outcome::Success);
     }
     let mut table = comfy_table::Table::new();
@@ -49,7 +49,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             shorten(&j.selection),
         ]);
     }
-    println!("{table}");
+    out!("{table}")?;
     Ok(Outcome::Success)
 }
 

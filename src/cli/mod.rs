@@ -5,6 +5,24 @@
 //! config, keys from the environment), calls the library, and renders results. Data goes to
 //! stdout; progress, summaries, logs and errors go to stderr. Library code never prints.
 
+/// Writes a line of data to stdout; a closed pipe comes back as an error that `main` treats
+/// as the reader having had enough (exit 0), never a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// Writes a line of progress, summary or warning to stderr. A closed stderr must not stop a
+/// sync or a delete halfway, so a failed write is ignored.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod delete;
 mod demo;
 mod export;
@@ -23,6 +41,12 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::query::output::{self, OutputFormat, Provenance};
+
+/// A mistake in how callvault was called that clap could not see (a combination of values,
+/// an address that would send a key in clear text): exit 2, like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 /// How a command that ran to its end went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,12 +168,37 @@ fn parse_positive(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses `--base-url`: http or https, a host, no credentials.
+fn parse_base_url(text: &str) -> Result<String, String> {
+    crate::providers::http::check_base_url(text)
+}
+
+/// Refuses to send `provider`'s key in clear text to another machine unless the user said so
+/// with `--allow-http`.
+fn check_cleartext(
+    provider: crate::providers::ProviderKind,
+    base_url: &str,
+    allow_http: bool,
+) -> Result<(), UsageError> {
+    if crate::providers::http::is_cleartext_remote(base_url) && !allow_http {
+        return Err(UsageError(format!(
+            "{base_url} is plain http to another machine: the {provider} key would travel in clear text; use https, or pass --allow-http if that is really meant"
+        )));
+    }
+    Ok(())
+}
+
+/// The slowest and fastest request rates `--rps` takes.
+const RATE_RANGE: std::ops::RangeInclusive<f64> = 0.01..=100_000.0;
+
 /// Parses a request rate for `--rps`.
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        Ok(r) if RATE_RANGE.contains(&r) => Ok(r),
         _ => Err(format!(
-            "'{text}' is not a positive number of requests per second"
+            "'{text}' is not a number of requests per second from {} to {}",
+            RATE_RANGE.start(),
+            RATE_RANGE.end()
         )),
     }
 }
@@ -166,6 +215,8 @@ mod tests {
         assert_eq!(parse_rate("0.5"), Ok(0.5));
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("NaN").is_err());
+        assert!(parse_rate("1e-300").is_err());
+        assert!(parse_rate("1e300").is_err());
     }
 
     #[test]

@@ -83,8 +83,8 @@ pub async fn run(args: &SimArgs) -> anyhow::Result<Outcome> {
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr}");
-    println!("agents: {}", simulator.agents().join(" "));
+    out!("listening on http://{addr}")?;
+    out!("agents: {}", simulator.agents().join(" "))?;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -10,9 +10,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     let conn = Archive::open_read_only(&path)
         .with_context(|| format!("opening the archive {}", path.display()))?;
     let streams = stream_summaries(&conn)?;
-    println!("archive: {}", path.display());
+    out!("archive: {}", path.display())?;
     if streams.is_empty() {
-        println!("no streams synced yet");
+        out!("no streams synced yet")?;
         return Ok(Outcome::Success);
     }
     let mut table = comfy_table::Table::new();
@@ -42,6 +42,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             s.base_url,
         ]);
     }
-    println!("{table}");
+    out!("{table}")?;
     Ok(Outcome::Success)
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 
-use super::{parse_positive, parse_rate, Cli, Outcome, DEFAULT_DB};
+use super::{
+    check_cleartext, parse_base_url, parse_positive, parse_rate, Cli, Outcome, DEFAULT_DB,
+};
 use crate::config::{Config, SourceConfig, CONFIG_FILE};
 use crate::providers::{self, HttpClient, ProviderKind, RetryPolicy, Scope, WalkOptions, Window};
 use crate::secret::ApiKey;
@@ -28,8 +30,11 @@ pub struct SyncArgs {
     #[arg(long)]
     pub label: Option<String>,
     /// The provider's API address (the simulator's, in tests)
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_base_url)]
     pub base_url: Option<String>,
+    /// Allow a plain-http base URL on another machine (the key travels in clear text)
+    #[arg(long)]
+    pub allow_http: bool,
     /// How far back to look: 1day, 3days, 7days, 30days, 90days or all [default: since the last complete sync]
     #[arg(long, value_parser = clap::value_parser!(Window))]
     pub window: Option<Window>,
@@ -138,12 +143,16 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<Outcome> {
     let http = HttpClient::new(policy, args.rps).context("building the HTTP client")?;
     let mut sources = Vec::new();
     for config in &configs {
+        let base_url = match (&args.base_url, &config.base_url) {
+            (Some(flag), _) => flag.clone(),
+            (None, Some(configured)) => {
+                warn_if_foreign(config.provider, configured);
+                configured.clone()
+            }
+            (None, None) => config.provider.default_base_url().to_string(),
+        };
+        check_cleartext(config.provider, &base_url, args.allow_http)?;
         let key = ApiKey::from_env(config.key_env())?;
-        let base_url = args
-            .base_url
-            .clone()
-            .or_else(|| config.base_url.clone())
-            .unwrap_or_else(|| config.provider.default_base_url().to_string());
         let provider = providers::connect(config.provider, http.clone(), &base_url, key)?;
         let label = args.label.clone().or_else(|| config.label.clone());
         let mut scopes = match &config.agents {
@@ -157,7 +166,7 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<Outcome> {
             scope.label.clone_from(&label);
         }
         if scopes.is_empty() {
-            eprintln!(
+            note!(
                 "{} account '{}' has no agents; nothing to sync there",
                 config.provider,
                 config.account()
@@ -186,6 +195,22 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<Outcome> {
     report_outcome(&report)
 }
 
+/// A base URL from callvault.toml that is not the provider's own host gets the key too: say
+/// so every time, so a planted file cannot redirect a key unnoticed.
+fn warn_if_foreign(provider: ProviderKind, base_url: &str) {
+    let host = |url: &str| {
+        reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    };
+    if host(base_url) != host(provider.default_base_url()) {
+        note!(
+            "warning: callvault.toml sends the {provider} key to {base_url}, not to {}",
+            provider.default_base_url()
+        );
+    }
+}
+
 /// Runs a sync on its own writer thread and closes the archive when it ends.
 pub async fn run_sync(
     archive: Archive,
@@ -206,7 +231,7 @@ pub async fn run_sync(
 /// Prints the summary and failures, and turns them into the exit outcome: exit 1 when every
 /// stream failed outright, 3 when some did not complete, 0 otherwise.
 pub fn report_outcome(report: &SyncReport) -> anyhow::Result<Outcome> {
-    eprintln!("{}", report.summary_line());
+    note!("{}", report.summary_line());
     let failed: Vec<_> = report.incomplete().collect();
     let mut stopped = false;
     for s in &failed {
@@ -219,10 +244,10 @@ pub fn report_outcome(report: &SyncReport) -> anyhow::Result<Outcome> {
             }
             StreamOutcome::Complete => continue,
         };
-        eprintln!("{} {} {} {what}: {why}", s.provider, s.account, s.scope);
+        note!("{} {} {} {what}: {why}", s.provider, s.account, s.scope);
     }
     if stopped {
-        eprintln!("everything fetched so far is archived; run the same sync again to resume");
+        note!("everything fetched so far is archived; run the same sync again to resume");
     }
     let all_failed_outright = !report.streams.is_empty()
         && failed.len() == report.streams.len()

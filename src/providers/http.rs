@@ -104,8 +104,13 @@ impl HttpResponse {
     }
 }
 
-/// The message inside an error body, whatever shape the provider uses.
+/// The message inside an error body, whatever shape the provider uses, with anything that
+/// looks like a key taken out (a provider may echo the key it refused).
 fn provider_message(body: &[u8]) -> String {
+    crate::secret::redact(&raw_provider_message(body))
+}
+
+fn raw_provider_message(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct Shapes {
         detail: Option<serde_json::Value>,
@@ -165,7 +170,7 @@ fn validation_fields(body: &[u8]) -> Vec<FieldError> {
                     })
                     .collect::<Vec<_>>()
                     .join("."),
-                message: item.msg,
+                message: crate::secret::redact(&item.msg),
             })
             .collect(),
         Err(_) => vec![FieldError {
@@ -184,6 +189,48 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
     let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
     Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Checks a base URL given by the user or a config file, once, at the edge: http or https, a
+/// host, no credentials (keys come from the environment), no query or fragment. Returns it
+/// without a trailing `/`.
+pub fn check_base_url(text: &str) -> Result<String, String> {
+    let url =
+        reqwest::Url::parse(text.trim()).map_err(|e| format!("'{text}' is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "'{text}' is not an http or https address (callvault speaks HTTP only)"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("'{text}' names no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "a base URL must not hold credentials; keys come only from the environment".into(),
+        );
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "'{text}' has a query or fragment; give the API's base address"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Whether requests to `base_url` would carry a key in clear text off this machine: plain
+/// http to a host that is not loopback.
+pub fn is_cleartext_remote(base_url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base_url) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    url.scheme() == "http" && !loopback
 }
 
 /// `base` with `segments` appended as path segments, each percent-encoded, so an id can never
@@ -228,6 +275,10 @@ impl HttpClient {
     pub fn new(policy: RetryPolicy, rps: Option<f64>) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("callvault/", env!("CARGO_PKG_VERSION")))
+            // Provider APIs do not redirect. Following one would hand the key (reqwest strips
+            // only `Authorization` and `Cookie` across hosts) and a DELETE to another address;
+            // a 3xx is reported as the error it is instead.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
@@ -354,6 +405,29 @@ mod tests {
             let bound = p.base_delay * (1 << (attempt - 1));
             assert!(p.backoff(attempt) <= bound.min(p.max_delay));
         }
+    }
+
+    #[test]
+    fn base_urls_are_checked_once_at_the_edge() {
+        assert_eq!(
+            check_base_url("https://api.getbluejay.ai/").as_deref(),
+            Ok("https://api.getbluejay.ai")
+        );
+        assert!(check_base_url("notaurl").is_err());
+        assert!(check_base_url("ftp://example.com")
+            .unwrap_err()
+            .contains("http or https"));
+        let creds = check_base_url("https://user:sk-secret@example.com").unwrap_err();
+        assert!(
+            creds.contains("credentials") && !creds.contains("sk-secret"),
+            "{creds}"
+        );
+        assert!(check_base_url("https://example.com/?a=1").is_err());
+        assert!(is_cleartext_remote("http://example.com"));
+        assert!(!is_cleartext_remote("https://example.com"));
+        assert!(!is_cleartext_remote("http://127.0.0.1:8787"));
+        assert!(!is_cleartext_remote("http://localhost:1"));
+        assert!(!is_cleartext_remote("http://[::1]:1"));
     }
 
     #[test]

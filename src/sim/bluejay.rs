@@ -32,10 +32,16 @@ pub fn routes() -> Router<Simulator> {
         .route("/v1/all-agents", get(all_agents))
 }
 
-fn unauthorized() -> Response {
+/// A 401 that echoes the key it refused, as careless APIs do: callvault must not store or
+/// print what comes back.
+fn unauthorized(headers: &HeaderMap) -> Response {
+    let sent = headers
+        .get(KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     (
         StatusCode::UNAUTHORIZED,
-        Json(json!({"detail": "Invalid or missing API key"})),
+        Json(json!({"detail": format!("Invalid or missing API key '{sent}'")})),
     )
         .into_response()
 }
@@ -107,7 +113,7 @@ async fn list_call_logs(
 ) -> Response {
     sim.begin_request().await;
     if !sim.authorized(&headers, KEY_HEADER) {
-        return unauthorized();
+        return unauthorized(&headers);
     }
     let mut errors = Vec::new();
     let page = int_param(&params, "page", 1, 1, None, &mut errors);
@@ -176,7 +182,7 @@ async fn get_call_log(
 ) -> Response {
     sim.begin_request().await;
     if !sim.authorized(&headers, KEY_HEADER) {
-        return unauthorized();
+        return unauthorized(&headers);
     }
     let state = sim.lock();
     let data = state.data.get(ProviderKind::Bluejay);
@@ -226,7 +232,7 @@ async fn delete_call_log(
             "status": "200"
         }))
         .into_response(),
-        StatusCode::UNAUTHORIZED => unauthorized(),
+        StatusCode::UNAUTHORIZED => unauthorized(&headers),
         _ => not_found("Call log"),
     }
 }
@@ -234,7 +240,7 @@ async fn delete_call_log(
 async fn all_agents(State(sim): State<Simulator>, headers: HeaderMap) -> Response {
     sim.begin_request().await;
     if !sim.authorized(&headers, KEY_HEADER) {
-        return unauthorized();
+        return unauthorized(&headers);
     }
     let agents: Vec<_> = sim
         .agents()

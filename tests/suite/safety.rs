@@ -1,0 +1,360 @@
+//! Where keys and deletes may go: no redirect is followed, each call's delete goes to the
+//! source that archived it, a planted config cannot borrow another variable's secret, a key a
+//! provider echoes is never stored or printed, plain http off this machine needs the user's
+//! word, and bad input is a usage error rather than a panic.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use callvault::sim::{SimConfig, SimServer};
+
+use crate::util::*;
+
+/// A server on 127.0.0.1 that counts the connections it gets and answers each with `reply`.
+struct RawServer {
+    url: String,
+    hits: Arc<AtomicUsize>,
+}
+
+fn raw_server(reply: impl Fn(u16) -> String + Send + 'static) -> RawServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counted.fetch_add(1, Ordering::SeqCst);
+            // Read the request head, then answer.
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = stream.write_all(reply(port).as_bytes());
+        }
+    });
+    RawServer {
+        url: format!("http://127.0.0.1:{port}"),
+        hits,
+    }
+}
+
+/// A server that answers every request with a redirect to `target` (another host name).
+fn redirector(status: u16, target: &str) -> RawServer {
+    let target = target.to_string();
+    raw_server(move |_| {
+        format!(
+            "HTTP/1.1 {status} Moved\r\nLocation: {target}/v1/elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    })
+}
+
+#[test]
+fn no_redirect_is_followed_and_a_redirected_delete_is_not_done() {
+    // `localhost` is another host than `127.0.0.1` to an HTTP client.
+    let collector = raw_server(|_| {
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_string()
+    });
+    let elsewhere = collector.url.replace("127.0.0.1", "localhost");
+    let fx = Fixture::new(sim_config(50, 1));
+    assert!(fx.sync().output().unwrap().status.success());
+    for status in [302, 307] {
+        let hop = redirector(status, &elsewhere);
+        let out = fx
+            .cmd()
+            .args(["sync", "bluejay", "--agent", "a", "--base-url", &hop.url])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr_of(&out).contains(&format!("HTTP {status}")),
+            "{}",
+            stderr_of(&out)
+        );
+        let out = fx
+            .cmd()
+            .args([
+                "delete",
+                "--select",
+                "SELECT provider, id AS call_id FROM calls LIMIT 3",
+                "--yes",
+                "--base-url",
+                &hop.url,
+            ])
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("0 done") && stderr.contains("3 failed"),
+            "{stderr}"
+        );
+        assert!(hop.hits.load(Ordering::SeqCst) >= 4);
+    }
+    assert_eq!(
+        collector.hits.load(Ordering::SeqCst),
+        0,
+        "the key went nowhere else"
+    );
+    let conn = open(&fx.db());
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM calls"),
+        50,
+        "nothing deleted"
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM deleted_calls"), 0);
+}
+
+#[test]
+fn each_calls_delete_goes_to_the_source_that_archived_it() {
+    let fx = Fixture::new(sim_config(40, 1));
+    let other = SimServer::start(SimConfig {
+        seed: 99,
+        ..sim_config(30, 1)
+    })
+    .unwrap();
+    assert!(fx.sync().output().unwrap().status.success());
+    let agent = other.sim.agents()[0].clone();
+    let out = fx
+        .cmd()
+        .args([
+            "sync",
+            "bluejay",
+            "--agent",
+            &agent,
+            "--base-url",
+            &other.base_url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // A failed sync against a wrong address changes nowhere any delete goes.
+    let out = fx
+        .cmd()
+        .args([
+            "sync",
+            "bluejay",
+            "--agent",
+            "x",
+            "--base-url",
+            "http://127.0.0.1:9",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    let first_agent = fx.agents()[0].clone();
+    let selection = format!(
+        "SELECT provider, id AS call_id FROM calls WHERE agent_id IN ('{first_agent}', '{agent}') ORDER BY id"
+    );
+    let out = fx
+        .cmd()
+        .args(["delete", "--select", &selection])
+        .output()
+        .unwrap();
+    let stdout = stdout_of(&out);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stdout.contains(&format!("bluejay at {} (40 call(s)", fx.server.base_url()))
+            && stdout.contains(&format!("bluejay at {} (30 call(s)", other.base_url())),
+        "the dry run says where requests go: {stdout}"
+    );
+    let out = fx
+        .cmd()
+        .args(["delete", "--select", &selection, "--yes"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("; deleting at bluejay at ")
+            && stderr.contains(&format!("bluejay at {} (40 call(s)", fx.server.base_url()))
+            && stderr.contains(&format!("bluejay at {} (30 call(s)", other.base_url())),
+        "the confirmation says where requests go: {stderr}"
+    );
+    let mine = fx.server.sim.deletes();
+    let theirs = other.sim.deletes();
+    assert_eq!((mine.len(), theirs.len()), (40, 30));
+    let conn = open(&fx.db());
+    let served_here: std::collections::BTreeSet<String> =
+        served_calls(&fx.server).into_keys().collect();
+    assert!(mine.iter().all(|d| d.status == 200));
+    assert!(theirs
+        .iter()
+        .all(|d| d.status == 200 && !served_here.contains(&d.call_id)));
+    assert_eq!(count(&conn, "SELECT count(*) FROM calls"), 0);
+}
+
+#[test]
+fn a_planted_config_cannot_borrow_another_secret_and_foreign_hosts_are_named() {
+    let fx = Fixture::new(sim_config(20, 1));
+    let config = fx.dir.path().join("callvault.toml");
+    std::fs::write(
+        &config,
+        "[[source]]\nprovider = \"bluejay\"\nagents = [\"a\"]\nkey_env = \"GITHUB_TOKEN\"\n",
+    )
+    .unwrap();
+    let out = fx
+        .cmd()
+        .env("GITHUB_TOKEN", "ghp_0123456789abcdefSECRET")
+        .arg("sync")
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("ending in _KEY"), "{stderr}");
+    assert!(!stderr.contains("SECRET"), "{stderr}");
+    assert!(
+        !std::path::Path::new(&fx.db()).exists(),
+        "nothing was opened or sent"
+    );
+
+    let agent = fx.agents()[0].clone();
+    std::fs::write(
+        &config,
+        format!(
+            "[[source]]\nprovider = \"bluejay\"\nagents = [\"{agent}\"]\nbase_url = \"{}\"\n",
+            fx.server.base_url()
+        ),
+    )
+    .unwrap();
+    let out = fx.cmd().arg("sync").output().unwrap();
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: callvault.toml sends the bluejay key to {}",
+            fx.server.base_url()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_key_the_provider_echoes_is_never_stored_or_printed() {
+    let wrong = "sk-wrong-0123456789abcdef";
+    let fx = Fixture::new(sim_config(30, 1));
+    let out = fx.sync().env("BLUEJAY_API_KEY", wrong).output().unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rejected the API key"), "{stderr}");
+    assert!(!stderr.contains(wrong), "{stderr}");
+    assert!(fx.sync().output().unwrap().status.success());
+    let out = fx
+        .cmd()
+        .env("BLUEJAY_API_KEY", wrong)
+        .args([
+            "delete",
+            "--select",
+            "SELECT provider, id AS call_id FROM calls LIMIT 2",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert!(!out.status.success());
+    assert!(!stderr.contains(wrong), "{stderr}");
+    drop(out);
+    let mut raw = Vec::new();
+    std::fs::File::open(fx.db())
+        .unwrap()
+        .read_to_end(&mut raw)
+        .unwrap();
+    let wal = std::fs::read(fx.dir.path().join("archive.db-wal")).unwrap_or_default();
+    for bytes in [raw, wal] {
+        assert!(
+            !bytes.windows(wrong.len()).any(|w| w == wrong.as_bytes()),
+            "the key is nowhere in the archive"
+        );
+    }
+    let conn = open(&fx.db());
+    let errors = strings(
+        &conn,
+        "SELECT coalesce(error, '') FROM sync_runs UNION ALL SELECT coalesce(last_error, '') FROM delete_items",
+    );
+    assert!(errors.iter().any(|e| e.contains("***")), "{errors:?}");
+}
+
+#[test]
+fn keys_do_not_travel_in_clear_text_and_bad_values_are_usage_errors() {
+    let fx = Fixture::new(sim_config(10, 1));
+    for (args, says) in [
+        (
+            vec![
+                "sync",
+                "bluejay",
+                "--agent",
+                "a",
+                "--base-url",
+                "http://example.com",
+            ],
+            "plain http to another machine",
+        ),
+        (
+            vec!["sync", "bluejay", "--agent", "a", "--base-url", "notaurl"],
+            "is not a URL",
+        ),
+        (
+            vec![
+                "sync",
+                "bluejay",
+                "--agent",
+                "a",
+                "--base-url",
+                "ftp://example.com",
+            ],
+            "http or https",
+        ),
+        (
+            vec![
+                "sync",
+                "bluejay",
+                "--agent",
+                "a",
+                "--base-url",
+                "https://u:p@example.com",
+            ],
+            "credentials",
+        ),
+        (vec!["sync", "bluejay", "--agent", ""], "empty id"),
+        (vec!["sync", "bluejay", "--agent", ".."], "is not an id"),
+        (
+            vec!["sync", "bluejay", "--agent", "a", "--rps", "1e-300"],
+            "requests per second",
+        ),
+    ] {
+        let out = fx.cmd().args(&args).output().unwrap();
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_eq!(fx.server.sim.requests(), 0);
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let fx = Fixture::new(sim_config(300, 2));
+    assert!(fx.sync().output().unwrap().status.success());
+    for args in [
+        vec!["query", "SELECT * FROM calls", "--format", "csv"],
+        vec!["status"],
+        vec!["jobs"],
+    ] {
+        let mut child = fx
+            .std_cmd()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
