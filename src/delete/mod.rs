@@ -377,6 +377,22 @@ fn kind_of(v: ValueRef<'_>) -> &'static str {
     }
 }
 
+/// Runs a journal operation on the writer. Its own error fails its job, so a commit that the
+/// job shared reports the real cause, not only that a shared write failed.
+async fn journal<T: Send + 'static>(
+    writer: &ArchiveWriter,
+    operation: impl FnOnce(&mut crate::store::Archive) -> Result<T, JournalError> + Send + 'static,
+) -> Result<T, DeleteError> {
+    match writer
+        .run(move |a| operation(a).map_err(StoreError::from))
+        .await
+    {
+        Ok(value) => Ok(value),
+        Err(StoreError::Journal(e)) => Err(DeleteError::Journal(e)),
+        Err(e) => Err(DeleteError::Store(e)),
+    }
+}
+
 /// Freezes `plan` as a new job: every target, with its destination, is in the journal
 /// before anything is sent.
 pub async fn freeze(
@@ -388,9 +404,10 @@ pub async fn freeze(
     let mode = plan.mode;
     let sql = selection.sql.clone();
     let params_json = selection.params_json();
-    let job = writer
-        .run(move |a| Ok(a.freeze_job(&sql, params_json.as_deref(), mode, &items)))
-        .await??;
+    let job = journal(writer, move |a| {
+        a.freeze_job(&sql, params_json.as_deref(), mode, &items)
+    })
+    .await?;
     Ok(job)
 }
 
@@ -399,7 +416,7 @@ pub async fn destinations(
     writer: &ArchiveWriter,
     job: i64,
 ) -> Result<Vec<Destination>, DeleteError> {
-    Ok(writer.run(move |a| Ok(a.job_destinations(job))).await??)
+    journal(writer, move |a| a.job_destinations(job)).await
 }
 
 /// How a run of a job went.
@@ -446,7 +463,7 @@ pub async fn execute(
     progress: ProgressBar,
 ) -> Result<JobReport, DeleteError> {
     let started = Instant::now();
-    let start = writer.run(move |a| Ok(a.start_job(job))).await??;
+    let start = journal(&writer, move |a| a.start_job(job)).await?;
     let mode = start.mode;
     if let Some(missing) = start
         .items
@@ -455,7 +472,7 @@ pub async fn execute(
         .find(|d| !providers.contains_key(d))
         .cloned()
     {
-        writer.run(move |a| Ok(a.finish_job(job))).await??;
+        journal(&writer, move |a| a.finish_job(job)).await?;
         return Err(DeleteError::NoProvider(missing));
     }
     progress.set_length(start.items.len() as u64);
@@ -517,7 +534,7 @@ pub async fn execute(
     let recorded = recorder
         .await
         .map_err(|e| DeleteError::Task(e.to_string()))?;
-    let counts = writer.run(move |a| Ok(a.finish_job(job))).await??;
+    let counts = journal(&writer, move |a| a.finish_job(job)).await?;
     progress.finish_and_clear();
     recorded?;
     let fatal = fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -528,9 +545,7 @@ pub async fn execute(
             cause,
         });
     }
-    let failed = writer
-        .run(move |a| Ok(a.failed_items(job, FAILED_SHOWN)))
-        .await??;
+    let failed = journal(&writer, move |a| a.failed_items(job, FAILED_SHOWN)).await?;
     Ok(JobReport {
         job,
         mode,
@@ -593,9 +608,7 @@ async fn record(
     while results.recv_many(&mut batch, RESULT_QUEUE).await > 0 {
         let done = std::mem::take(&mut batch);
         let n = done.len() as u64;
-        writer
-            .run(move |a| Ok(a.record_results(job, mode, &done)))
-            .await??;
+        journal(&writer, move |a| a.record_results(job, mode, &done)).await?;
         progress.inc(n);
     }
     Ok(())

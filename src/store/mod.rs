@@ -73,6 +73,8 @@ pub enum StoreError {
     WriterGone,
     #[error("the archive could not commit: {0}")]
     Commit(String),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
 }
 
 pub struct Archive {
@@ -81,11 +83,19 @@ pub struct Archive {
     group: Option<group::GroupState>,
 }
 
+/// Whether `pid` is another running callvault. A PID the system gave to some other program
+/// since is not: its job was left behind and may be resumed.
 fn process_alive(pid: i64) -> bool {
     if pid == std::process::id() as i64 {
         return false;
     }
-    Path::new("/proc").join(pid.to_string()).exists()
+    match std::fs::read(Path::new("/proc").join(pid.to_string()).join("cmdline")) {
+        Ok(cmdline) => cmdline
+            .split(|b| *b == 0)
+            .next()
+            .is_some_and(|program| program.ends_with(b"callvault")),
+        Err(_) => false,
+    }
 }
 
 /// A stable 64-bit hash of a record's raw text, to notice unchanged records cheaply.

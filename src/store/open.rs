@@ -65,11 +65,6 @@ impl Archive {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| not_sqlite(path, e))?;
-        let tables: i64 = conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-            [],
-            |r| r.get(0),
-        )?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
                 path: path.to_path_buf(),
@@ -77,7 +72,8 @@ impl Archive {
                 known: SCHEMA_VERSION,
             });
         }
-        if version == 0 && tables > 0 {
+        // Identified before anything is changed (not even the journal mode).
+        if !is_archive_or_empty(&conn, version)? {
             return Err(StoreError::ForeignDatabase {
                 path: path.to_path_buf(),
             });
@@ -100,29 +96,7 @@ impl Archive {
         // grows the statement sub-journal, and SQLite truncates an in-memory sub-journal by
         // walking it from the start after every statement that used it, which turns a large
         // page quadratic. A sub-journal that spilled to a file is not truncated.
-        if version == 0 {
-            conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA}; PRAGMA user_version = 1; COMMIT;"
-            ))?;
-        }
-        // `version` is known to be between 0 and SCHEMA_VERSION here.
-        let mut at = version.max(1);
-        for step in &migrations::STEPS[(at - 1) as usize..] {
-            at += 1;
-            if version > 0 {
-                // Seen by default: on a large archive a step takes minutes.
-                tracing::warn!(
-                    "upgrading the archive's schema to version {at} (once; minutes for millions of calls)"
-                );
-            }
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {step} PRAGMA user_version = {at}; COMMIT;"
-            ))
-            .map_err(|source| StoreError::Upgrade {
-                version: at,
-                source,
-            })?;
-        }
+        bring_up_to_date(&conn, path)?;
         Ok(Archive { conn, group: None })
     }
 
@@ -142,7 +116,7 @@ impl Archive {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| not_sqlite(path, e))?;
-        if version == 0 {
+        if version == 0 || !is_archive_or_empty(&conn, version)? {
             return Err(StoreError::ForeignDatabase {
                 path: path.to_path_buf(),
             });
@@ -159,6 +133,65 @@ impl Archive {
 
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+/// Whether the database is empty (a new archive) or holds callvault's own tables at
+/// `version`; a file with other tables, whatever its `user_version`, is someone else's.
+fn is_archive_or_empty(conn: &Connection, version: i64) -> Result<bool, StoreError> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if version == 0 {
+        return Ok(tables.is_empty());
+    }
+    Ok([
+        "calls",
+        "evaluations",
+        "sync_runs",
+        "delete_jobs",
+        "deleted_calls",
+    ]
+    .iter()
+    .all(|t| tables.iter().any(|have| have == t)))
+}
+
+/// Creates the schema or upgrades it, one step per transaction. Each step takes the write
+/// lock first and reads the version again inside it, so two processes opening the same new
+/// (or old) archive at once do each step once: the second waits, then finds it done.
+fn bring_up_to_date(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    loop {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let at: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if at >= SCHEMA_VERSION {
+            conn.execute_batch("COMMIT")?;
+            return Ok(());
+        }
+        let step = if at == 0 {
+            SCHEMA
+        } else {
+            // Seen by default: on a large archive a step takes minutes.
+            tracing::warn!(
+                "upgrading the archive's schema to version {} (once; minutes for millions of calls)",
+                at + 1
+            );
+            migrations::STEPS[(at - 1) as usize]
+        };
+        let done = conn
+            .execute_batch(&format!("{step}; PRAGMA user_version = {};", at + 1))
+            .and_then(|()| conn.execute_batch("COMMIT"));
+        if let Err(source) = done {
+            let _ = conn.execute_batch("ROLLBACK");
+            if at == 0 {
+                return Err(StoreError::Sqlite(source));
+            }
+            return Err(StoreError::Upgrade {
+                version: at + 1,
+                source,
+            });
+        }
+        tracing::debug!("{}: schema at version {}", path.display(), at + 1);
     }
 }
 
@@ -190,19 +223,51 @@ mod tests {
     }
 
     #[test]
-    fn refuses_a_foreign_sqlite_database() {
+    fn refuses_a_foreign_sqlite_database_whatever_its_user_version() {
+        for version in [0, 1, 3] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("other.db");
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch(&format!(
+                    "CREATE TABLE t (x); INSERT INTO t VALUES (1); PRAGMA user_version = {version};"
+                ))
+                .unwrap();
+            let before = std::fs::read(&path).unwrap();
+            assert!(matches!(
+                Archive::open(&path),
+                Err(StoreError::ForeignDatabase { .. })
+            ));
+            assert!(matches!(
+                Archive::open_read_only(&path),
+                Err(StoreError::ForeignDatabase { .. })
+            ));
+            assert_eq!(std::fs::read(&path).unwrap(), before, "version {version}");
+            assert!(
+                !dir.path().join("other.db-wal").exists(),
+                "still not in WAL mode"
+            );
+        }
+    }
+
+    #[test]
+    fn two_processes_creating_one_archive_at_once_both_succeed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("other.db");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+        let path = dir.path().join("new.db");
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Archive::open(&path).map(drop))
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap().unwrap();
+        }
+        let conn = Archive::open_read_only(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        let before = std::fs::read(&path).unwrap();
-        assert!(matches!(
-            Archive::open(&path),
-            Err(StoreError::ForeignDatabase { .. })
-        ));
-        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

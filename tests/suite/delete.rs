@@ -725,3 +725,73 @@ fn refused_items_fail_with_status_and_message_and_exit_3() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
     assert_eq!(server.requests.load(Ordering::SeqCst), before);
 }
+
+#[test]
+fn a_job_left_by_a_dead_process_resumes_and_a_live_ones_is_refused_with_its_cause() {
+    let fx = synced(20, 1);
+    let out = fx
+        .cmd()
+        .env("BLUEJAY_API_KEY", "sk-wrong-0000000000000")
+        .args([
+            "delete",
+            "--select",
+            "SELECT provider, id AS call_id FROM calls LIMIT 5",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a rejected key stops the job");
+    let job = count(&open(&fx.db()), "SELECT max(id) FROM delete_jobs");
+    let mark_running = |pid: u32| {
+        Connection::open(fx.db())
+            .unwrap()
+            .execute(
+                "UPDATE delete_jobs SET state = 'running', pid = ?1 WHERE id = ?2",
+                rusqlite::params![pid, job],
+            )
+            .unwrap();
+    };
+    // A live callvault holds the job: refused, saying so.
+    let mut holder = std::process::Command::new(assert_cmd::cargo::cargo_bin("callvault"))
+        .args(["sim", "--addr", "127.0.0.1:0", "--calls", "1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    mark_running(holder.id());
+    let out = fx
+        .cmd()
+        .args(["delete", "--resume", &job.to_string()])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("is being run by process {}", holder.id())),
+        "the real cause is shown: {stderr}"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // The PID now belongs to some other program: the job was left behind and resumes.
+    let mut other = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    mark_running(other.id());
+    let out = fx
+        .cmd()
+        .args(["delete", "--resume", &job.to_string()])
+        .output()
+        .unwrap();
+    other.kill().unwrap();
+    other.wait().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        fx.server
+            .sim
+            .deletes()
+            .iter()
+            .filter(|d| d.status == 200)
+            .count(),
+        5
+    );
+}
