@@ -22,7 +22,7 @@ use crate::delete::{self, DeletePlan, Selection, DEFAULT_CONCURRENCY, DEFAULT_MA
 use crate::providers::{
     self, DeleteMode, HttpClient, Provider, ProviderError, ProviderKind, RetryPolicy,
 };
-use crate::query::named::{is_query_name, search_dirs, NamedQuery};
+use crate::query::named::{self, is_query_name, search_dirs, NamedQuery};
 use crate::secret::ApiKey;
 use crate::store::journal::Destination;
 use crate::store::{Archive, ArchiveWriter};
@@ -37,7 +37,7 @@ pub struct DeleteArgs {
     #[arg(long, value_name = "NAME")]
     pub query: Option<String>,
     /// Binds the SQL parameter :K to V (repeatable)
-    #[arg(long = "param", value_name = "K=V", value_parser = parse_param)]
+    #[arg(long = "param", value_name = "K=V", value_parser = named::parse_param)]
     pub params: Vec<(String, String)>,
     /// full, recording-only or redact (what the provider offers)
     #[arg(long, default_value = "full", value_parser = clap::value_parser!(DeleteMode))]
@@ -65,23 +65,6 @@ pub struct DeleteArgs {
     pub resume: Option<i64>,
 }
 
-fn parse_param(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text
-        .split_once('=')
-        .ok_or_else(|| format!("'{text}' is not K=V"))?;
-    let mut chars = key.chars();
-    let valid = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        return Err(format!(
-            "'{key}' is not a parameter name (letters, digits and _)"
-        ));
-    }
-    Ok((key.to_string(), value.to_string()))
-}
-
 fn parse_max(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
@@ -89,18 +72,31 @@ fn parse_max(text: &str) -> Result<usize, String> {
     }
 }
 
-/// The SQL of `--query NAME`, found where `callvault query` finds it.
-fn named_query(name: &str, archive: &Path) -> anyhow::Result<String> {
+/// The query `--query NAME` names, found where `callvault query` finds it.
+fn named_query(name: &str, archive: &Path) -> anyhow::Result<NamedQuery> {
     if !is_query_name(name) {
         bail!("'{name}' is not a query name (letters, digits, _ and -)");
     }
-    Ok(NamedQuery::find(name, &search_dirs(archive))?.sql)
+    let query = NamedQuery::find(name, &search_dirs(archive))?;
+    if query.replaces_builtin {
+        note!(
+            "note: {} replaces the shipped query '{name}'",
+            query.origin()
+        );
+    }
+    Ok(query)
 }
 
 fn selection(args: &DeleteArgs, archive: &Path) -> anyhow::Result<Selection> {
     let sql = match (&args.select, &args.query) {
         (Some(sql), _) => sql.clone(),
-        (None, Some(name)) => named_query(name, archive)?,
+        (None, Some(name)) => {
+            let query = named_query(name, archive)?;
+            if !args.yes {
+                out!("selection: query '{name}' from {}", query.origin())?;
+            }
+            query.sql
+        }
         (None, None) => bail!("give --select SQL or --query NAME"),
     };
     Ok(Selection {
@@ -387,18 +383,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn params_and_max_parse() {
-        assert_eq!(
-            parse_param("days=90"),
-            Ok(("days".to_string(), "90".to_string()))
-        );
-        assert_eq!(
-            parse_param("q=a=b"),
-            Ok(("q".to_string(), "a=b".to_string()))
-        );
-        assert!(parse_param("days").is_err());
-        assert!(parse_param("1x=2").is_err());
-        assert!(parse_param("a b=2").is_err());
+    fn max_parses() {
         assert_eq!(parse_max("5000"), Ok(5000));
         assert!(parse_max("0").is_err());
     }
@@ -409,6 +394,7 @@ mod tests {
         assert!(named_query("../etc/passwd", archive).is_err());
         assert!(named_query("calls_older_than", archive)
             .unwrap()
+            .sql
             .contains(":days"));
         let err = named_query("nope", archive).unwrap_err().to_string();
         assert!(err.contains("calls_older_than"), "{err}");

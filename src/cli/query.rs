@@ -45,7 +45,15 @@ pub fn run(cli: &Cli, args: &QueryArgs) -> anyhow::Result<Outcome> {
         (sql, format!("query file {file}"))
     } else if named::is_query_name(query) {
         let named = NamedQuery::find(query, &dirs)?;
-        (named.sql, format!("query {}", named.name))
+        if named.replaces_builtin {
+            note!(
+                "note: {} replaces the shipped query '{}'",
+                named.origin(),
+                named.name
+            );
+        }
+        let source = format!("query {} ({})", named.name, named.origin());
+        (named.sql, source)
     } else {
         (query.clone(), format!("query {query}"))
     };

@@ -60,10 +60,8 @@ pub enum DeleteError {
     WriteRefused,
     #[error("the selection must return the columns provider and call_id; it returns {found}")]
     MissingColumns { found: String },
-    #[error("the selection has no parameter :{0} for --param {0}=...")]
-    UnknownParam(String),
-    #[error("the selection needs {0}; pass it with --param NAME=VALUE")]
-    MissingParam(String),
+    #[error("the selection's parameters: {0}")]
+    Params(#[from] crate::query::QueryError),
     #[error("row {row} of the selection: {message}")]
     BadRow { row: u64, message: String },
     #[error("the selection holds more than {max} calls; raise --max to delete more at once")]
@@ -183,7 +181,8 @@ impl DeletePlan {
                 },
             });
         };
-        bind_params(&mut stmt, &selection.params)?;
+        // One binder for `query` and `delete`: a preview selects what the delete deletes.
+        crate::query::named::bind_params(&mut stmt, &selection.params)?;
         let mut seen: HashSet<(ProviderKind, String)> = HashSet::new();
         let mut picked: Vec<(ProviderKind, String)> = Vec::new();
         let mut rows = stmt.raw_query();
@@ -333,38 +332,6 @@ impl DeletePlan {
             })
             .collect()
     }
-}
-
-/// Binds `--param k=v` to `:k`. A value that reads back as the same integer is bound as one,
-/// so `LIMIT :n` works; anything else is text (a leading zero is kept).
-fn bind_params(
-    stmt: &mut rusqlite::Statement<'_>,
-    given: &[(String, String)],
-) -> Result<(), DeleteError> {
-    let mut bound = HashSet::new();
-    for (name, value) in given {
-        let key = format!(":{name}");
-        let index = stmt
-            .parameter_index(&key)
-            .map_err(DeleteError::Sql)?
-            .ok_or_else(|| DeleteError::UnknownParam(name.clone()))?;
-        let result = match value.parse::<i64>() {
-            Ok(n) if n.to_string() == *value => stmt.raw_bind_parameter(index, n),
-            _ => stmt.raw_bind_parameter(index, value.as_str()),
-        };
-        result.map_err(DeleteError::Sql)?;
-        bound.insert(index);
-    }
-    for index in 1..=stmt.parameter_count() {
-        if !bound.contains(&index) {
-            let name = stmt
-                .parameter_name(index)
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("positional parameter {index} (use :name)"));
-            return Err(DeleteError::MissingParam(name));
-        }
-    }
-    Ok(())
 }
 
 fn kind_of(v: ValueRef<'_>) -> &'static str {
@@ -732,7 +699,7 @@ mod tests {
         let missing =
             DeletePlan::from_selection(&conn, &sel(&[("agent", "a1")]), DeleteMode::Full, 10)
                 .unwrap_err();
-        assert!(missing.to_string().contains(":n"), "{missing}");
+        assert!(missing.to_string().contains("--param n=VALUE"), "{missing}");
         let unknown = DeletePlan::from_selection(
             &conn,
             &sel(&[("agent", "a1"), ("n", "1"), ("x", "1")]),
@@ -740,7 +707,10 @@ mod tests {
             10,
         )
         .unwrap_err();
-        assert!(unknown.to_string().contains(":x"), "{unknown}");
+        assert!(
+            unknown.to_string().contains("--param x is not used"),
+            "{unknown}"
+        );
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct NamedQuery {
     pub description: String,
     pub sql: String,
     pub source: QuerySource,
+    /// A file that took the name of a shipped query: callers say so, since a planted file
+    /// would otherwise change what `delete --query` selects without a word.
+    pub replaces_builtin: bool,
 }
 
 impl NamedQuery {
@@ -77,6 +80,7 @@ impl NamedQuery {
             description,
             sql,
             source,
+            replaces_builtin: false,
         }
     }
 
@@ -117,7 +121,11 @@ impl NamedQuery {
                         path: path.clone(),
                         source,
                     })?;
-                let q = NamedQuery::new(name, sql, QuerySource::File(path.clone()));
+                let mut q = NamedQuery::new(name, sql, QuerySource::File(path.clone()));
+                // The repository's own `queries/` (run from a checkout) changes nothing.
+                q.replaces_builtin = BUILTIN
+                    .iter()
+                    .any(|(shipped, text)| *shipped == name && *text != q.sql);
                 all.insert(name.to_string(), q);
             }
         }
@@ -134,6 +142,16 @@ impl NamedQuery {
                 name: name.to_string(),
                 available,
             })
+    }
+}
+
+impl NamedQuery {
+    /// Where the query comes from, for messages: `built-in` or the file's path.
+    pub fn origin(&self) -> String {
+        match &self.source {
+            QuerySource::Builtin => "built-in".into(),
+            QuerySource::File(path) => path.display().to_string(),
+        }
     }
 }
 

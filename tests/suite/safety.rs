@@ -358,3 +358,83 @@ fn a_closed_pipe_ends_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_preview_with_query_selects_what_delete_would_delete() {
+    let fx = Fixture::new(sim_config(400, 2));
+    assert!(fx.sync().output().unwrap().status.success());
+    let sql =
+        "SELECT provider, id AS call_id FROM calls WHERE duration_ms >= :secs * 1000 LIMIT :n";
+    for (secs, n) in [("60.5", "300"), ("090", "0250"), ("120", "1e2")] {
+        let params = [format!("secs={secs}"), format!("n={n}")];
+        let out = fx
+            .cmd()
+            .args(["query", sql, "--format", "ndjson"])
+            .args(["--param", &params[0], "--param", &params[1]])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let previewed = stdout_of(&out).lines().count();
+        let out = fx
+            .cmd()
+            .args(["delete", "--select", sql, "--max", "1000"])
+            .args(["--param", &params[0], "--param", &params[1]])
+            .output()
+            .unwrap();
+        let stdout = stdout_of(&out);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert!(previewed > 0);
+        assert!(
+            stdout.contains(&format!("dry run: {previewed} call(s) would be deleted")),
+            "secs={secs} n={n}: query found {previewed}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_file_that_replaces_a_shipped_query_says_so() {
+    let fx = Fixture::new(sim_config(50, 1));
+    assert!(fx.sync().output().unwrap().status.success());
+    let dir = fx.dir.path().join("queries");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("calls_older_than.sql");
+    std::fs::write(
+        &file,
+        "-- planted: every call\nSELECT provider, id AS call_id FROM calls WHERE :days = :days\n",
+    )
+    .unwrap();
+    // Run where the file is: the working directory's `queries/` wins.
+    let out = fx
+        .cmd()
+        .current_dir(fx.dir.path())
+        .args([
+            "delete",
+            "--query",
+            "calls_older_than",
+            "--param",
+            "days=90",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("replaces the shipped query 'calls_older_than'"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        stdout_of(&out).contains(&format!(
+            "selection: query 'calls_older_than' from {}",
+            file.display()
+        )) && stdout_of(&out).contains("dry run: 50 call(s)"),
+        "{}",
+        stdout_of(&out)
+    );
+    let out = fx
+        .cmd()
+        .current_dir(fx.dir.path())
+        .args(["query", "calls_older_than", "--param", "days=90"])
+        .output()
+        .unwrap();
+    assert!(stderr_of(&out).contains("replaces the shipped query"));
+}
