@@ -333,7 +333,11 @@ fn named_queries_bind_their_parameters() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_of(&out).contains(":days"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("--param days=VALUE"),
+        "{}",
+        stderr_of(&out)
+    );
     assert!(fx.server.sim.deletes().is_empty());
 }
 
