@@ -38,9 +38,10 @@
 //! metrics, `successEvaluation` the goal verdict (or `false` when `failure_reason` is set; no
 //! verdict otherwise), `outcome` (else `failure_reason`) the goal reasoning, and the
 //! analysis's summary stands in for a missing top-level `summary` [guess]. The raw call,
-//! `analysis` included, is kept exactly as received. `messages[]` become transcript turns:
-//! `role`, `message` (or `text`/`content`), `secondsFromStart` and `duration` (ms) as Clarion's
-//! public API gives them elsewhere [guess]; without messages, `transcript` lines `Role: text`.
+//! `analysis` included, is kept exactly as received. The shape of `messages[]` is not
+//! documented: each becomes a transcript turn from `role`, `message` (or `text`/`content`),
+//! `secondsFromStart` and `duration` (ms), where present [guess]; without messages, each
+//! `Role: text` line of `transcript` becomes a turn without times.
 //!
 //! `DELETE /call/{id}` is documented as 204 "Call deleted" yet declares a Call body: a 204,
 //! or a 200 with no body or with the deleted call, confirms; a 200 naming another call does
@@ -318,9 +319,9 @@ impl Provider for Clarion {
             checkpoint: serde_json::json!({ "from": from, "to": to }),
             description: match &from {
                 Some(from) => {
-                    format!("calls created {from} to {to}, in windows of under {LIST_LIMIT}")
+                    format!("calls created {from} to {to}, windows halved at {LIST_LIMIT}")
                 }
-                None => format!("every call created up to {to}, in windows of under {LIST_LIMIT}"),
+                None => format!("every call created up to {to}, windows halved at {LIST_LIMIT}"),
             },
             covers_everything: from.is_none() && scope.label.is_none(),
         }
@@ -465,7 +466,7 @@ impl Provider for Clarion {
                     Err(e) => Err(response.malformed(ProviderKind::Clarion, &endpoint, e)),
                 },
                 404 => Ok(DeleteOutcome::Gone),
-                200..=299 => Err(response.malformed(
+                _ if response.status.is_success() => Err(response.malformed(
                     ProviderKind::Clarion,
                     &endpoint,
                     "not a delete confirmation (204, or 200 with the deleted call)",

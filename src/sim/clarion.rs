@@ -107,18 +107,13 @@ fn unauthorized() -> Response {
     error(StatusCode::UNAUTHORIZED, "Invalid or missing API key")
 }
 
-/// A time filter, if the query names one; `Err` with the refusal when it is not a time.
-fn time_filter(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Response> {
+/// A time filter, if the query names one; `Err` with the reason when it is not a time.
+fn time_filter(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, String> {
     match params.get(name) {
         None => Ok(None),
         Some(text) => parse_timestamp(text)
             .map(|t| Some(t.timestamp_millis()))
-            .ok_or_else(|| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("{name} must be an ISO 8601 date-time, got '{text}'"),
-                )
-            }),
+            .ok_or_else(|| format!("{name} must be an ISO 8601 date-time, got '{text}'")),
     }
 }
 
@@ -145,7 +140,7 @@ async fn list_calls(State(sim): State<Simulator>, uri: Uri, headers: HeaderMap) 
         time_filter(&params, "createdAtLe"),
     ) {
         (Ok(from), Ok(to)) => (from, to),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+        (Err(why), _) | (_, Err(why)) => return error(StatusCode::BAD_REQUEST, &why),
     };
     sim.churn(KIND, 0);
     let salt =
@@ -198,10 +193,10 @@ async fn delete_call(
     let mut state = sim.lock();
     let with_body = state.clarion_delete_body;
     let data = state.data.get_mut(KIND);
-    let response = match data.slot_of(&call_id) {
-        _ if !authorized => unauthorized(),
-        None => error(StatusCode::NOT_FOUND, "Call not found"),
-        Some(slot) => {
+    let response = match (authorized, data.slot_of(&call_id)) {
+        (false, _) => unauthorized(),
+        (true, None) => error(StatusCode::NOT_FOUND, "Call not found"),
+        (true, Some(slot)) => {
             let call = render(&data.renderer(), slot);
             data.delete(&call_id, false);
             if with_body {

@@ -91,7 +91,7 @@ impl Datasets {
                 ProviderKind::Ultravox => (0x017A, IdStyle::Uuid),
             };
             let busy =
-                (kind == ProviderKind::Clarion && config.clarion_busy_day > 0).then(|| BusyDay {
+                (kind == ProviderKind::Clarion && config.clarion_busy_day > 0).then_some(BusyDay {
                     days_before_anchor: clarion::BUSY_DAY_BEFORE_ANCHOR,
                     calls: config.clarion_busy_day,
                 });
