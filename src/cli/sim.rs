@@ -77,6 +77,7 @@ pub async fn run(args: &SimArgs) -> anyhow::Result<Outcome> {
             insert_chance: args.churn,
             delete_chance: args.churn,
         },
+        ..SimConfig::default()
     };
     let simulator = Simulator::new(&config);
     let listener = tokio::net::TcpListener::bind(args.addr)

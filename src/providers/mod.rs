@@ -9,6 +9,7 @@
 
 pub mod bluejay;
 pub mod cartesia;
+pub mod clarion;
 pub mod http;
 pub mod json;
 
@@ -100,6 +101,7 @@ pub fn connect(
     match kind {
         ProviderKind::Bluejay => Ok(Arc::new(bluejay::Bluejay::new(http, base_url, key))),
         ProviderKind::Cartesia => Ok(Arc::new(cartesia::Cartesia::new(http, base_url, key))),
+        ProviderKind::Clarion => Ok(Arc::new(clarion::Clarion::new(http, base_url, key))),
         other => Err(ProviderError::Unsupported {
             provider: other,
             what: "syncing".into(),
@@ -567,6 +569,14 @@ pub enum ProviderError {
         provider: ProviderKind,
         what: String,
     },
+    /// An answer may have left calls out, and no narrower question can be asked: the walk
+    /// cannot prove it saw everything, and says so rather than lose calls silently.
+    #[error("{provider} may have left calls out at {endpoint}: {message}")]
+    Truncated {
+        provider: ProviderKind,
+        endpoint: String,
+        message: String,
+    },
 }
 
 fn render_fields(fields: &[FieldError]) -> String {
@@ -591,7 +601,8 @@ impl ProviderError {
             ProviderError::Unauthorized { .. }
             | ProviderError::Invalid { .. }
             | ProviderError::WaitTooLong { .. }
-            | ProviderError::Unsupported { .. } => false,
+            | ProviderError::Unsupported { .. }
+            | ProviderError::Truncated { .. } => false,
         }
     }
 

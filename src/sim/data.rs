@@ -4,8 +4,9 @@
 //! (`CallMeta`: creation time, agent, flags) and their JSON is rendered only when served, by
 //! the provider's own module (`sim::bluejay`, `sim::cartesia`, ...). The same seed gives the
 //! same calls, relative to the anchor time the data set was made at. Calls are spread over
-//! `SPAN_DAYS` before the anchor and numbered in creation order (later calls are created
-//! now), so an index orders calls by time and a cursor can be a call's index. Recent calls
+//! `SPAN_DAYS` before the anchor, optionally with a `BusyDay` packed with more, and numbered in
+//! creation order (later calls are created now), so an index orders calls by time and a
+//! cursor can be a call's index. Recent calls
 //! may still be unfinished; `complete_pending` finishes them late. A deleted call keeps its
 //! `CallMeta` and its deletion time, which is what tombstones are served from.
 
@@ -35,14 +36,16 @@ pub enum IdStyle {
     Uuid,
     /// `<prefix><12 hex><index in 8 hex>`; agents `agent_<12 hex>` (Cartesia: `ac_`).
     Prefixed(&'static str),
-    /// Decimal integers above 2^32; agents are UUIDs (Clarion).
+    /// Decimal integers above 2^32, agents too (Clarion).
     Integer,
 }
 
 /// The first integer id: Clarion's ids do not fit in 32 bits.
 const INTEGER_BASE: u64 = 1 << 32;
-/// Integer ids advance by this much per call, with a hashed offset below it.
+/// Integer ids advance by this much per call (or agent), with a hashed offset below it.
 const INTEGER_STEP: u64 = 1_000;
+/// The first integer agent id, far from the call ids.
+const ASSISTANT_BASE: u64 = 1 << 36;
 
 impl IdStyle {
     pub fn call_id(self, seed: u64, index: u32) -> String {
@@ -81,14 +84,10 @@ impl IdStyle {
         match self {
             IdStyle::Uuid => format!("agent-{:012x}", h & 0xFFFF_FFFF_FFFF),
             IdStyle::Prefixed(_) => format!("agent_{:012x}", h & 0xFFFF_FFFF_FFFF),
-            IdStyle::Integer => format!(
-                "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-                h >> 32,
-                (h >> 16) & 0xFFFF,
-                h & 0xFFF,
-                (h >> 4) & 0xFFF,
-                k
-            ),
+            // Clarion documents `assistant_id` as an integer too.
+            IdStyle::Integer => {
+                (ASSISTANT_BASE + k as u64 * INTEGER_STEP + h % INTEGER_STEP).to_string()
+            }
         }
     }
 }
@@ -174,8 +173,40 @@ pub(super) fn call_rng(seed: u64, index: u32) -> SmallRng {
     SmallRng::seed_from_u64(mix(seed ^ mix(index as u64 + 1)))
 }
 
+/// Extra calls packed into one UTC day of a data set, on top of its evenly spread calls: the
+/// busy day a list capped at a fixed number of calls cannot answer whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BusyDay {
+    /// Which day: the UTC day this many days before the anchor.
+    pub days_before_anchor: i64,
+    pub calls: u32,
+}
+
+impl BusyDay {
+    /// The first millisecond of the busy day.
+    pub fn start_ms(&self, anchor: DateTime<Utc>) -> i64 {
+        let at = anchor.timestamp_millis() - self.days_before_anchor * DAY_MS;
+        at - at.rem_euclid(DAY_MS)
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
 impl Dataset {
     pub fn new(seed: u64, calls: u64, agents: u32, anchor: DateTime<Utc>, ids: IdStyle) -> Dataset {
+        Dataset::with_busy_day(seed, calls, agents, anchor, ids, None)
+    }
+
+    /// A data set whose `calls` are spread evenly over `SPAN_DAYS`, plus `busy`'s calls
+    /// spread over its one day. Calls are numbered in creation order either way.
+    pub fn with_busy_day(
+        seed: u64,
+        calls: u64,
+        agents: u32,
+        anchor: DateTime<Utc>,
+        ids: IdStyle,
+        busy: Option<BusyDay>,
+    ) -> Dataset {
         let agents = agents.clamp(1, u16::MAX as u32) as u16;
         let agent_ids: Vec<String> = (0..agents).map(|k| ids.agent_id(seed, k)).collect();
         let agent_index = agent_ids
@@ -183,16 +214,29 @@ impl Dataset {
             .enumerate()
             .map(|(i, id)| (id.clone(), i as u16))
             .collect();
-        let span_ms = SPAN_DAYS * 86_400_000;
+        let span_ms = SPAN_DAYS * DAY_MS;
         let start_ms = anchor.timestamp_millis() - span_ms;
-        let n = calls.min(u32::MAX as u64 - 1) as u32;
+        let n = calls.min(u32::MAX as u64 / 2) as u32;
         let slot = if n == 0 { span_ms } else { span_ms / n as i64 };
-        let mut metas = Vec::with_capacity(n as usize);
+        let spread = |i: u32| mix(seed ^ mix(i as u64 + 1) ^ 0x5EED);
+        let mut created: Vec<i64> = (0..n)
+            .map(|i| start_ms + i as i64 * slot + (spread(i) % slot.max(1) as u64) as i64)
+            .collect();
+        if let Some(busy) = busy {
+            let day = busy.start_ms(anchor);
+            let extra = busy.calls.min(u32::MAX / 2);
+            created.extend(
+                (0..extra)
+                    .map(|j| day + (mix(seed ^ mix(j as u64 + 1) ^ 0xB05) % DAY_MS as u64) as i64),
+            );
+            // Indices follow creation order.
+            created.sort_unstable();
+        }
+        let mut metas = Vec::with_capacity(created.len());
         let mut by_agent = vec![Vec::new(); agents as usize];
-        for i in 0..n {
-            let h = mix(seed ^ mix(i as u64 + 1) ^ 0x5EED);
-            let created_ms = start_ms + i as i64 * slot + (h % slot.max(1) as u64) as i64;
-            let agent = ((h >> 32) % agents as u64) as u16;
+        for (i, created_ms) in created.into_iter().enumerate() {
+            let i = i as u32;
+            let agent = ((spread(i) >> 32) % agents as u64) as u16;
             metas.push(CallMeta {
                 created_ms,
                 agent,
@@ -200,6 +244,7 @@ impl Dataset {
             });
             by_agent[agent as usize].push(i);
         }
+        let live = (0..metas.len() as u32).collect();
         Dataset {
             seed,
             anchor,
@@ -208,7 +253,7 @@ impl Dataset {
             agent_index,
             calls: metas,
             by_agent,
-            live: (0..n).collect(),
+            live,
             dirty: false,
             late: HashMap::new(),
             redacted: HashMap::new(),
@@ -319,6 +364,41 @@ impl Dataset {
         };
         let more = range.len() > picked.len();
         (picked.into_iter().map(|i| self.slot(i)).collect(), more)
+    }
+
+    /// At most `limit` live calls created in `from_ms..=to_ms` (either end open), in no
+    /// particular order, and how many the range holds. When it holds more than `limit`, which
+    /// ones are served is arbitrary, as an API that truncates without saying so would choose;
+    /// the choice and the order follow from `salt`, so one question always gets one answer.
+    pub fn sample_created_between(
+        &mut self,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        limit: usize,
+        salt: u64,
+    ) -> (Vec<CallSlot>, usize) {
+        self.compact();
+        let created = |i: &u32| self.calls[*i as usize].created_ms;
+        let lo = from_ms.map_or(0, |from| self.live.partition_point(|i| created(i) < from));
+        let hi = to_ms.map_or(self.live.len(), |to| {
+            self.live.partition_point(|i| created(i) <= to)
+        });
+        let range = &self.live[lo..hi.max(lo)];
+        let mut rng = SmallRng::seed_from_u64(mix(self.seed ^ mix(salt)));
+        // A run of `limit` calls from a random place in the range, wrapping at its end.
+        let first = if range.len() > limit {
+            rng.random_range(0..range.len())
+        } else {
+            0
+        };
+        let mut picked: Vec<u32> = (0..range.len().min(limit))
+            .map(|k| range[(first + k) % range.len()])
+            .collect();
+        for k in (1..picked.len()).rev() {
+            picked.swap(k, rng.random_range(0..=k));
+        }
+        let matched = range.len();
+        (picked.into_iter().map(|i| self.slot(i)).collect(), matched)
     }
 
     /// The index of a live call with this id.
@@ -609,6 +689,54 @@ mod tests {
         assert_eq!(a.find_any(&id), Some(42));
         assert_eq!(a.all_live().len(), 499);
         assert_eq!(a.deleted(i64::MIN..i64::MAX).len(), 1);
+    }
+
+    #[test]
+    fn a_busy_day_keeps_creation_order_and_truncated_answers_pick_arbitrarily() {
+        let anchor = Utc.with_ymd_and_hms(2026, 11, 1, 6, 0, 0).unwrap();
+        let busy = BusyDay {
+            days_before_anchor: 10,
+            calls: 1_500,
+        };
+        let mut d = Dataset::with_busy_day(3, 500, 2, anchor, IdStyle::Integer, Some(busy));
+        let created: Vec<i64> = d.calls.iter().map(|m| m.created_ms).collect();
+        assert_eq!(created.len(), 2_000);
+        assert!(
+            created.windows(2).all(|w| w[0] <= w[1]),
+            "indices follow creation"
+        );
+        let day = busy.start_ms(anchor);
+        assert_eq!(
+            day,
+            Utc.with_ymd_and_hms(2026, 10, 22, 0, 0, 0)
+                .unwrap()
+                .timestamp_millis()
+        );
+        let last = day + DAY_MS - 1;
+        let in_day = created.iter().filter(|c| (day..=last).contains(c)).count();
+        assert!((1_500..1_510).contains(&in_day), "{in_day}");
+        let indices = |slots: &[CallSlot]| slots.iter().map(|s| s.index).collect::<Vec<_>>();
+        let (picked, matched) = d.sample_created_between(Some(day), Some(last), 1_000, 1);
+        assert_eq!((picked.len(), matched), (1_000, in_day));
+        assert!(picked
+            .iter()
+            .all(|s| (day..=last).contains(&s.meta.created_ms)));
+        let order = indices(&picked);
+        assert!(order.windows(2).any(|w| w[0] > w[1]), "served in no order");
+        let again = d.sample_created_between(Some(day), Some(last), 1_000, 1).0;
+        assert_eq!(indices(&again), order, "one question, one answer");
+        let mut other = indices(&d.sample_created_between(Some(day), Some(last), 1_000, 2).0);
+        let mut first = order.clone();
+        first.sort_unstable();
+        other.sort_unstable();
+        assert_ne!(first, other, "which calls are left out is arbitrary");
+        // A range that fits is served whole, and bounds are inclusive.
+        let at = created[700];
+        let (whole, matched) = d.sample_created_between(Some(at), Some(at), 1_000, 3);
+        assert_eq!(whole.len(), matched);
+        assert!(whole.iter().any(|s| s.index == 700));
+        let (everything, matched) = d.sample_created_between(None, None, 5_000, 4);
+        assert_eq!((everything.len(), matched), (2_000, 2_000));
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! bind `127.0.0.1:0`, so there are no port races), serves until its shutdown future
 //! resolves, and exposes hooks (`Simulator`) to change the data while it runs: add calls,
 //! finish unfinished calls late, switch the sort order, and read back every call it would
-//! serve and every DELETE it received. `SimServer` runs one on a thread of its own, for
-//! synchronous tests. It never listens beyond the address it is given.
+//! serve, the list answers it gave (truncated or whole) and every DELETE it received.
+//! `SimServer` runs one on a thread of its own, for synchronous tests. It never listens
+//! beyond the address it is given.
 
 pub mod bluejay;
 pub mod cartesia;
+pub mod clarion;
 pub mod data;
 pub mod faults;
 
@@ -23,7 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
-pub use data::{Dataset, IdStyle};
+pub use data::{BusyDay, Dataset, IdStyle};
 
 use crate::providers::ProviderKind;
 pub use faults::{Churn, FaultConfig, FaultKind};
@@ -54,6 +56,9 @@ pub struct SimConfig {
     pub anchor: Option<DateTime<Utc>>,
     pub faults: FaultConfig,
     pub churn: Churn,
+    /// Calls packed into one day of Clarion's data set (`clarion::BUSY_DAY_BEFORE_ANCHOR`
+    /// days before the anchor), on top of `calls`: more than one of its list answers holds.
+    pub clarion_busy_day: u32,
 }
 
 impl Default for SimConfig {
@@ -68,6 +73,7 @@ impl Default for SimConfig {
             anchor: None,
             faults: FaultConfig::default(),
             churn: Churn::default(),
+            clarion_busy_day: clarion::DEFAULT_BUSY_DAY_CALLS,
         }
     }
 }
@@ -84,7 +90,19 @@ impl Datasets {
                 ProviderKind::Clarion => (0xC1A1, IdStyle::Integer),
                 ProviderKind::Ultravox => (0x017A, IdStyle::Uuid),
             };
-            Dataset::new(config.seed ^ salt, config.calls, config.agents, anchor, ids)
+            let busy =
+                (kind == ProviderKind::Clarion && config.clarion_busy_day > 0).then_some(BusyDay {
+                    days_before_anchor: clarion::BUSY_DAY_BEFORE_ANCHOR,
+                    calls: config.clarion_busy_day,
+                });
+            Dataset::with_busy_day(
+                config.seed ^ salt,
+                config.calls,
+                config.agents,
+                anchor,
+                ids,
+                busy,
+            )
         };
         Datasets(ProviderKind::ALL.map(make))
     }
@@ -107,7 +125,8 @@ fn render_json(
     let value = match kind {
         ProviderKind::Bluejay => serde_json::to_value(bluejay::render(renderer, slot)),
         ProviderKind::Cartesia => Ok(cartesia::render(renderer, slot, true)),
-        ProviderKind::Clarion | ProviderKind::Ultravox => Ok(serde_json::Value::Null),
+        ProviderKind::Clarion => Ok(clarion::render(renderer, slot)),
+        ProviderKind::Ultravox => Ok(serde_json::Value::Null),
     };
     value.unwrap_or_default()
 }
@@ -117,7 +136,8 @@ fn is_pending(kind: ProviderKind, renderer: &data::Renderer, slot: data::CallSlo
     match kind {
         ProviderKind::Bluejay => bluejay::render(renderer, slot).evaluations.is_empty(),
         ProviderKind::Cartesia => cartesia::is_started(renderer, slot),
-        ProviderKind::Clarion | ProviderKind::Ultravox => false,
+        ProviderKind::Clarion => clarion::is_unfinished(renderer, slot),
+        ProviderKind::Ultravox => false,
     }
 }
 
@@ -133,7 +153,22 @@ fn error_response(
             (status == axum::http::StatusCode::TOO_MANY_REQUESTS).then_some("concurrency_limited");
         return cartesia::error(status, code, message);
     }
+    if clarion::owns(path) {
+        return clarion::error(status, message);
+    }
     (status, axum::Json(serde_json::json!({ "detail": message }))).into_response()
+}
+
+/// A list request the simulator answered: how many calls it asked for, how many matched its
+/// filters and how many were served (fewer than matched: the answer was truncated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListAnswer {
+    pub provider: &'static str,
+    /// The query string as received.
+    pub query: String,
+    pub limit: usize,
+    pub matched: usize,
+    pub served: usize,
 }
 
 /// A DELETE the simulator received, as it received it.
@@ -151,6 +186,9 @@ struct SimState {
     latency: Duration,
     api_key: String,
     deletes: Vec<DeleteRecord>,
+    lists: Vec<ListAnswer>,
+    /// Clarion answers a DELETE with 200 and the deleted call instead of an empty 204.
+    clarion_delete_body: bool,
     requests: u64,
     /// When each request arrived, for checking clients' rate limits.
     request_times: Vec<std::time::Instant>,
@@ -178,6 +216,8 @@ impl Simulator {
                 latency: config.latency,
                 api_key: config.api_key.clone(),
                 deletes: Vec::new(),
+                lists: Vec::new(),
+                clarion_delete_body: false,
                 requests: 0,
                 request_times: Vec::new(),
                 faults: config.faults.clone(),
@@ -263,6 +303,17 @@ impl Simulator {
     /// Every DELETE received so far.
     pub fn deletes(&self) -> Vec<DeleteRecord> {
         self.lock().deletes.clone()
+    }
+
+    /// The list requests answered so far, where a provider module records them (Clarion).
+    pub fn list_answers(&self) -> Vec<ListAnswer> {
+        self.lock().lists.clone()
+    }
+
+    /// Makes Clarion's DELETE answer 200 with the deleted call (`true`) or 204 with no body
+    /// (`false`, the default): its documentation promises the one and declares the other.
+    pub fn set_clarion_delete_body(&self, with_body: bool) {
+        self.lock().clarion_delete_body = with_body;
     }
 
     /// Requests served so far, all endpoints.
@@ -359,6 +410,7 @@ impl Simulator {
 fn router(sim: Simulator) -> axum::Router {
     bluejay::routes()
         .merge(cartesia::routes())
+        .merge(clarion::routes())
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             faults::inject,

@@ -6,7 +6,9 @@
 //! bounded by one semaphore shared by every stream of the run. Each page is written in one
 //! transaction with its place in the walk and the cursors it revealed, so a walk that is
 //! killed resumes on the next run: a committed page is not fetched again, and the cursors it
-//! revealed are followed instead, which keeps a cursor chain whole.
+//! revealed are followed instead, which keeps a cursor chain whole. The resumed walk is
+//! planned as at the time the killed one started, so a plan that depends on the time (time
+//! windows ending now, `--window`) is the same plan, with the same cursors.
 //!
 //! What counts as *drift* depends on the provider's `Pagination`. With numbered pages, a
 //! count that changes between pages, a call on two pages, or calls that do not add up to the
@@ -26,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use indicatif::ProgressBar;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -518,30 +520,37 @@ impl StreamWalk<'_> {
                 .run(move |a| Ok((a.stream_state(&stream)?, a.interrupted_walk(&stream)?)))
                 .await?
         };
-        let now = Utc::now();
-        let plan: WalkPlan =
+        // Whole milliseconds, as the walk's start is stored: planned again at that time, a
+        // walk is the same walk.
+        let now = Utc::now().trunc_subsecs(3);
+        let plan_at = |at| {
             self.provider
-                .plan_walk(self.scope, &state, now, &ctx.settings.options);
-        report.plan = plan.description.clone();
-        // Resume only the very walk that was interrupted; a prune needs a walk seen whole.
-        let resumable = interrupted.filter(|w| {
-            w.checkpoint == plan.checkpoint && !w.pages.is_empty() && !ctx.settings.prune
-        });
-        let (started_at, mut committed) = match resumable {
-            Some(w) => {
+                .plan_walk(self.scope, &state, at, &ctx.settings.options)
+        };
+        // Resume only the very walk that was interrupted: planned at the time it started (a
+        // plan may depend on the time, e.g. windows that end now), it must be the plan that
+        // was stored. A prune needs a walk seen whole.
+        let resumable = interrupted
+            .filter(|w| !w.pages.is_empty() && !ctx.settings.prune)
+            .map(|w| (plan_at(w.started_at), w))
+            .filter(|(plan, w)| w.checkpoint == plan.checkpoint);
+        let (plan, started_at, mut committed): (WalkPlan, _, _) = match resumable {
+            Some((plan, w)) => {
                 tracing::info!(
                     "{kind} {key}: resuming the walk started {} ({} pages committed)",
                     w.started_at,
                     w.pages.len()
                 );
-                (w.started_at, w.pages)
+                (plan, w.started_at, w.pages)
             }
             None => {
+                let plan = plan_at(now);
                 tracing::info!("{kind} {key}: walking with {}", plan.description);
                 self.start_walk(&plan, now).await?;
-                (now, Vec::new())
+                (plan, now, Vec::new())
             }
         };
+        report.plan = plan.description.clone();
         let mut last_drift = String::new();
         for _ in 0..MAX_WALKS {
             report.walks += 1;

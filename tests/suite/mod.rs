@@ -1,5 +1,6 @@
 mod archive;
 mod cartesia;
+mod clarion;
 mod delete;
 mod query;
 mod reliability;
