@@ -11,6 +11,7 @@ pub mod bluejay;
 pub mod cartesia;
 pub mod http;
 pub mod json;
+pub mod ultravox;
 
 use std::fmt;
 use std::str::FromStr;
@@ -100,6 +101,7 @@ pub fn connect(
     match kind {
         ProviderKind::Bluejay => Ok(Arc::new(bluejay::Bluejay::new(http, base_url, key))),
         ProviderKind::Cartesia => Ok(Arc::new(cartesia::Cartesia::new(http, base_url, key))),
+        ProviderKind::Ultravox => Ok(Arc::new(ultravox::Ultravox::new(http, base_url, key))),
         other => Err(ProviderError::Unsupported {
             provider: other,
             what: "syncing".into(),

@@ -3,3 +3,4 @@ mod cartesia;
 mod delete;
 mod query;
 mod reliability;
+mod ultravox;
