@@ -35,7 +35,8 @@
 //! billing is no longer `BILLING_STATUS_PENDING` (billed duration and tokens are final then);
 //! until then it is read again by id. `duration_ms` is `ended - joined`, or `billedDuration`
 //! without both. DELETE removes the call with its messages and recordings (204); a repeat
-//! answers 404, read as already gone. Error bodies are undocumented; any shape is read.
+//! answers 404 [guess], read as already gone, and any other answer, another 2xx included, is
+//! an error. Error bodies are undocumented [guess]; `HttpResponse::error` reads any shape.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -58,10 +59,11 @@ use crate::time::{format_timestamp, normalize_timestamp, parse_timestamp};
 
 const KIND: ProviderKind = ProviderKind::Ultravox;
 
-/// Calls (and tombstones) asked for per page.
+/// Calls (and tombstones) asked for per page. `pageSize` has no documented default or
+/// maximum [guess]: a server that serves fewer per page is followed just the same.
 pub const CALLS_PER_PAGE: u32 = 100;
 
-/// Messages asked for per page.
+/// Messages asked for per page [guess, as above].
 pub const MESSAGES_PER_PAGE: u32 = 200;
 
 /// Calls of one page whose messages are read at once.

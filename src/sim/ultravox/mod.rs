@@ -324,8 +324,8 @@ async fn list_calls(
         Ok(q) => q,
         Err(refused) => return refused.into_response(),
     };
-    let churned_agent = query.agents.as_ref().and_then(|a| a.first().copied());
-    sim.churn(KIND, churned_agent);
+    // Churn strikes the first agent asked for, or the whole account.
+    sim.churn(KIND, query.agents.as_ref().and_then(|a| a.first().copied()));
     let backward = query.position.is_some_and(|p| p.backward);
     let (slots, more, total, renderer) = {
         let mut state = sim.lock();
