@@ -19,9 +19,7 @@ use super::{
 };
 use crate::config::is_key_variable;
 use crate::delete::{self, DeletePlan, Selection, DEFAULT_CONCURRENCY, DEFAULT_MAX, SAMPLE_ROWS};
-use crate::providers::{
-    self, DeleteMode, HttpClient, Provider, ProviderError, ProviderKind, RetryPolicy,
-};
+use crate::providers::{self, DeleteMode, HttpClient, Provider, ProviderKind, RetryPolicy};
 use crate::query::named::{self, is_query_name, search_dirs, NamedQuery};
 use crate::secret::ApiKey;
 use crate::store::journal::Destination;
@@ -105,21 +103,6 @@ fn selection(args: &DeleteArgs, archive: &Path) -> anyhow::Result<Selection> {
     })
 }
 
-/// Builds the adapter `kind` deletes through, or says callvault cannot delete there yet.
-fn adapter(
-    kind: ProviderKind,
-    http: HttpClient,
-    base_url: &str,
-    key: ApiKey,
-) -> anyhow::Result<Arc<dyn Provider>> {
-    providers::connect(kind, http, base_url, key).map_err(|e| match e {
-        ProviderError::Unsupported { .. } => {
-            anyhow::anyhow!("cannot delete {kind} calls: callvault does not speak to {kind} yet")
-        }
-        other => other.into(),
-    })
-}
-
 /// The adapter for one destination, with the key from the destination's own variable.
 fn adapter_for(
     destination: &Destination,
@@ -136,7 +119,12 @@ fn adapter_for(
         );
     }
     let key = ApiKey::from_env(&destination.key_env)?;
-    adapter(destination.provider, http.clone(), base_url, key)
+    Ok(providers::connect(
+        destination.provider,
+        http.clone(),
+        base_url,
+        key,
+    ))
 }
 
 /// `--base-url` sends every request of a run to one address: refused when the calls belong
@@ -198,12 +186,12 @@ pub async fn run(cli: &Cli, args: &DeleteArgs) -> anyhow::Result<Outcome> {
     let mut offered = HashMap::new();
     for kind in plan.providers() {
         // Only asked which modes it offers: no request is sent, so it needs no key.
-        let provider = adapter(
+        let provider = providers::connect(
             kind,
             http.clone(),
             kind.default_base_url(),
             ApiKey::new(String::new()),
-        )?;
+        );
         offered.insert(kind, provider.delete_modes());
     }
     plan.check_modes(|kind| offered.get(&kind).copied().unwrap_or(&[]))?;

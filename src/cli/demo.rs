@@ -1,4 +1,5 @@
-//! `callvault demo`: the simulator in-process, synced into a demo archive, with stats.
+//! `callvault demo`: the simulator in-process, every platform synced from it into a demo
+//! archive, with per-agent figures.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use clap::Args;
 
 use super::sync::{report_outcome, run_sync};
 use super::{Cli, Outcome};
-use crate::providers::{self, HttpClient, ProviderKind, RetryPolicy, Scope};
+use crate::providers::{self, HttpClient, ProviderKind, RetryPolicy};
 use crate::query::stats::agent_figures;
 use crate::secret::ApiKey;
 use crate::sim::{self, SimConfig, Simulator};
@@ -20,10 +21,10 @@ pub const DEMO_DB: &str = "callvault-demo.db";
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Calls the simulator serves
-    #[arg(long, default_value_t = 20_000)]
+    /// Calls the simulator serves for each platform
+    #[arg(long, default_value_t = 5_000)]
     pub calls: u64,
-    /// Agents they are spread over
+    /// Agents they are spread over, on each platform
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub agents: u32,
     /// Seed of the generated data
@@ -52,20 +53,28 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
     let archive =
         Archive::open(&path).with_context(|| format!("opening the archive {}", path.display()))?;
     let http = HttpClient::new(RetryPolicy::default(), None)?;
-    let provider = providers::connect(
-        ProviderKind::Bluejay,
-        http,
-        &base_url,
-        ApiKey::new(config.api_key.clone()),
-    )?;
-    let source = Source {
-        provider,
-        account: "demo".into(),
-        key_env: ProviderKind::Bluejay.key_env().into(),
-        scopes: simulator.agents().into_iter().map(Scope::agent).collect(),
-    };
+    let mut sources = Vec::new();
+    for kind in ProviderKind::ALL {
+        let provider = providers::connect(
+            kind,
+            http.clone(),
+            &base_url,
+            ApiKey::new(config.api_key.clone()),
+        );
+        // Every agent of each account, found the way a sync without --agent finds them.
+        let scopes = provider
+            .discover_scopes()
+            .await
+            .with_context(|| format!("finding the simulator's {kind} agents"))?;
+        sources.push(Source {
+            provider,
+            account: "demo".into(),
+            key_env: kind.key_env().into(),
+            scopes,
+        });
+    }
     note!(
-        "simulator serving {} calls for {} agents at {base_url}",
+        "simulator serving {} calls of {} agents for each of bluejay, cartesia, clarion and ultravox at {base_url}",
         args.calls,
         args.agents
     );
@@ -73,13 +82,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
         concurrency: 8,
         ..SyncSettings::default()
     };
-    let report = run_sync(
-        archive,
-        vec![source],
-        settings,
-        cli.progress_bar("syncing demo"),
-    )
-    .await?;
+    let report = run_sync(archive, sources, settings, cli.progress_bar("syncing demo")).await?;
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     let outcome = report_outcome(&report)?;
@@ -109,7 +112,7 @@ fn print_figures(path: &Path) -> anyhow::Result<()> {
             f.provider.clone(),
             f.agent_id.clone(),
             f.calls.to_string(),
-            f.latency_measure.to_string(),
+            f.latency_measure.unwrap_or("-").to_string(),
             ms(f.latency_p50),
             ms(f.latency_p95),
             f.latency_n.to_string(),

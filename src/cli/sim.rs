@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::Outcome;
+use crate::providers::ProviderKind;
 use crate::sim::{
     self, Churn, FaultConfig, FaultKind, SimConfig, Simulator, SortOrder, DEFAULT_SIM_KEY,
 };
@@ -86,6 +87,13 @@ pub async fn run(args: &SimArgs) -> anyhow::Result<Outcome> {
     let addr = listener.local_addr()?;
     out!("listening on http://{addr}")?;
     out!("agents: {}", simulator.agents().join(" "))?;
+    for kind in [
+        ProviderKind::Cartesia,
+        ProviderKind::Clarion,
+        ProviderKind::Ultravox,
+    ] {
+        out!("{kind} agents: {}", simulator.agents_of(kind).join(" "))?;
+    }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

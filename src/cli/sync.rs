@@ -153,7 +153,7 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> anyhow::Result<Outcome> {
         };
         check_cleartext(config.provider, &base_url, args.allow_http)?;
         let key = ApiKey::from_env(config.key_env())?;
-        let provider = providers::connect(config.provider, http.clone(), &base_url, key)?;
+        let provider = providers::connect(config.provider, http.clone(), &base_url, key);
         let label = args.label.clone().or_else(|| config.label.clone());
         let mut scopes = match &config.agents {
             Some(agents) => agents.iter().map(Scope::agent).collect(),

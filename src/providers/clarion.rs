@@ -4,8 +4,8 @@
 //! `limit` calls (at most 1,000) created in `createdAtGe..=createdAtLe`, in an undocumented
 //! order, and nothing in an answer says whether more calls matched. So a walk is a set of
 //! time windows, each asked with `limit=1000`: a window that comes back with 1,000 calls may
-//! have been cut off, and reveals its two halves instead (its own calls are written anyway;
-//! writes are idempotent), until every piece comes back with fewer. A window that cannot be
+//! have been cut off, and reveals its two halves instead (its own calls are left to the
+//! halves, which serve each of them again), until every piece comes back with fewer. A window that cannot be
 //! halved any more (more than 1,000 calls created within a millisecond or two) fails the walk
 //! rather than lose calls silently. Bounds are inclusive, so a call created on the bound two
 //! halves share is served twice: the engine writes it once and calls that no drift
@@ -363,6 +363,8 @@ impl Provider for Clarion {
                         }
                     }
                 };
+                // A cut-off answer's calls come again with its halves: written once, there.
+                let calls = if next.is_empty() { calls } else { Vec::new() };
                 (calls, next)
             }
             ClarionCursor::Probe {
@@ -398,7 +400,8 @@ impl Provider for Clarion {
                         }],
                     }
                 };
-                (calls, next)
+                // A probe only asks whether a call exists; the windows fetch it.
+                (Vec::new(), next)
             }
         };
         let high_water = calls

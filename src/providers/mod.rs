@@ -12,6 +12,7 @@ pub mod cartesia;
 pub mod clarion;
 pub mod http;
 pub mod json;
+pub mod ultravox;
 
 use std::fmt;
 use std::str::FromStr;
@@ -91,21 +92,18 @@ impl FromStr for ProviderKind {
     }
 }
 
-/// Builds the adapter for `kind`, or says that it is not available yet.
+/// Builds the adapter for `kind`: the one place that names every platform's adapter.
 pub fn connect(
     kind: ProviderKind,
     http: HttpClient,
     base_url: &str,
     key: ApiKey,
-) -> Result<Arc<dyn Provider>, ProviderError> {
+) -> Arc<dyn Provider> {
     match kind {
-        ProviderKind::Bluejay => Ok(Arc::new(bluejay::Bluejay::new(http, base_url, key))),
-        ProviderKind::Cartesia => Ok(Arc::new(cartesia::Cartesia::new(http, base_url, key))),
-        ProviderKind::Clarion => Ok(Arc::new(clarion::Clarion::new(http, base_url, key))),
-        other => Err(ProviderError::Unsupported {
-            provider: other,
-            what: "syncing".into(),
-        }),
+        ProviderKind::Bluejay => Arc::new(bluejay::Bluejay::new(http, base_url, key)),
+        ProviderKind::Cartesia => Arc::new(cartesia::Cartesia::new(http, base_url, key)),
+        ProviderKind::Clarion => Arc::new(clarion::Clarion::new(http, base_url, key)),
+        ProviderKind::Ultravox => Arc::new(ultravox::Ultravox::new(http, base_url, key)),
     }
 }
 

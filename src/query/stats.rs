@@ -41,8 +41,8 @@ pub struct AgentFigures {
     pub agent_id: String,
     pub calls: i64,
     /// Which latency the figures are (`LATENCY_MEASURES`): the evaluations' where the agent
-    /// has any, else its calls' per-turn time to first byte.
-    pub latency_measure: &'static str,
+    /// has any, else its calls' per-turn time to first byte; `None` without either.
+    pub latency_measure: Option<&'static str>,
     pub latency_n: usize,
     pub latency_p50: Option<f64>,
     pub latency_p95: Option<f64>,
@@ -70,7 +70,7 @@ pub fn agent_figures(conn: &Connection) -> Result<Vec<AgentFigures>, QueryError>
                 provider: r.get(0)?,
                 agent_id: r.get(1)?,
                 calls: r.get(2)?,
-                latency_measure: LATENCY_MEASURES[0].0,
+                latency_measure: None,
                 latency_n: 0,
                 latency_p50: None,
                 latency_p95: None,
@@ -94,13 +94,17 @@ pub fn agent_figures(conn: &Connection) -> Result<Vec<AgentFigures>, QueryError>
         let mut values: Vec<f64> = evaluations
             .query_map(key, |r| r.get(0))?
             .collect::<Result<_, _>>()?;
+        agent.latency_measure = Some(LATENCY_MEASURES[0].0);
         if values.is_empty() {
             values = turns
                 .query_map(key, |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            agent.latency_measure = LATENCY_MEASURES[1].0;
+            agent.latency_measure = Some(LATENCY_MEASURES[1].0);
         }
         values.retain(|v| v.is_finite());
+        if values.is_empty() {
+            agent.latency_measure = None;
+        }
         values.sort_by(f64::total_cmp);
         agent.latency_n = values.len();
         agent.latency_p50 = percentile(&values, 0.5);

@@ -149,7 +149,7 @@ async fn list_call_logs(
     let Some(agent) = sim.lock().data.get(ProviderKind::Bluejay).agent(&agent_id) else {
         return not_found("Agent");
     };
-    sim.churn(ProviderKind::Bluejay, agent);
+    sim.churn(ProviderKind::Bluejay, Some(agent));
     let (total, slots, renderer) = {
         let mut state = sim.lock();
         let newest_first = state.order == SortOrder::NewestFirst;

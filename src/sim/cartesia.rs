@@ -144,7 +144,7 @@ async fn list_calls(
     let Some(agent) = sim.lock().data.get(KIND).agent(agent_id) else {
         return error(StatusCode::NOT_FOUND, Some("not_found"), "Agent not found");
     };
-    sim.churn(KIND, agent);
+    sim.churn(KIND, Some(agent));
     let (slots, more, renderer) = {
         let mut state = sim.lock();
         let data = state.data.get_mut(KIND);

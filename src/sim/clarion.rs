@@ -142,7 +142,7 @@ async fn list_calls(State(sim): State<Simulator>, uri: Uri, headers: HeaderMap) 
         (Ok(from), Ok(to)) => (from, to),
         (Err(why), _) | (_, Err(why)) => return error(StatusCode::BAD_REQUEST, &why),
     };
-    sim.churn(KIND, 0);
+    sim.churn(KIND, None);
     let salt =
         mix(from.unwrap_or(i64::MIN) as u64) ^ mix(!to.unwrap_or(i64::MAX) as u64) ^ limit as u64;
     let (slots, renderer) = {

@@ -38,6 +38,8 @@ pub enum IdStyle {
     Prefixed(&'static str),
     /// Decimal integers above 2^32, agents too (Clarion).
     Integer,
+    /// Calls as `Uuid`, and agents UUIDs too (Ultravox, whose agent ids are `format: uuid`).
+    UuidOnly,
 }
 
 /// The first integer id: Clarion's ids do not fit in 32 bits.
@@ -51,7 +53,7 @@ impl IdStyle {
     pub fn call_id(self, seed: u64, index: u32) -> String {
         let h = mix(seed ^ mix(index as u64 + 1) ^ 0x1D);
         match self {
-            IdStyle::Uuid => format!(
+            IdStyle::Uuid | IdStyle::UuidOnly => format!(
                 "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
                 h >> 32,
                 (h >> 16) & 0xFFFF,
@@ -69,7 +71,9 @@ impl IdStyle {
     /// The index `id` was made from, if it is one of this style's ids at all.
     fn index_of(self, id: &str) -> Option<u32> {
         let index = match self {
-            IdStyle::Uuid => u64::from_str_radix(id.rsplit('-').next()?, 16).ok()?,
+            IdStyle::Uuid | IdStyle::UuidOnly => {
+                u64::from_str_radix(id.rsplit('-').next()?, 16).ok()?
+            }
             IdStyle::Prefixed(prefix) => {
                 let rest = id.strip_prefix(prefix)?;
                 u64::from_str_radix(rest.get(12..)?, 16).ok()?
@@ -88,6 +92,14 @@ impl IdStyle {
             IdStyle::Integer => {
                 (ASSISTANT_BASE + k as u64 * INTEGER_STEP + h % INTEGER_STEP).to_string()
             }
+            IdStyle::UuidOnly => format!(
+                "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                h >> 32,
+                (h >> 16) & 0xFFFF,
+                h & 0xFFF,
+                (h >> 4) & 0xFFF,
+                k
+            ),
         }
     }
 }
@@ -191,6 +203,40 @@ impl BusyDay {
 }
 
 const DAY_MS: i64 = 86_400_000;
+
+/// The calls of `list` (indices oldest first) that one page of a keyset walk serves, whether
+/// more follow, and how many the walk's creation range holds.
+fn keyset_in(
+    list: &[u32],
+    created: impl Fn(u32) -> i64,
+    query: &KeysetQuery,
+) -> (Vec<u32>, bool, usize) {
+    let lo = query
+        .from_ms
+        .map_or(0, |from| list.partition_point(|&i| created(i) < from));
+    let hi = query
+        .to_ms
+        .map_or(list.len(), |to| list.partition_point(|&i| created(i) <= to));
+    let mut range = &list[lo..hi.max(lo)];
+    let total = range.len();
+    if let Some(after) = query.after {
+        // Indices follow creation order, so the cursor's place is found by its index even
+        // when its call is gone.
+        range = if query.newest_first {
+            &range[..range.partition_point(|&i| i < after)]
+        } else {
+            &range[range.partition_point(|&i| i <= after)..]
+        };
+    }
+    let limit = query.limit.max(1);
+    let picked: Vec<u32> = if query.newest_first {
+        range.iter().rev().take(limit).copied().collect()
+    } else {
+        range.iter().take(limit).copied().collect()
+    };
+    let more = range.len() > picked.len();
+    (picked, more, total)
+}
 
 impl Dataset {
     pub fn new(seed: u64, calls: u64, agents: u32, anchor: DateTime<Utc>, ids: IdStyle) -> Dataset {
@@ -338,31 +384,7 @@ impl Dataset {
             Some(agent) => &self.by_agent[agent as usize],
             None => &self.live,
         };
-        let created = |i: &u32| self.calls[*i as usize].created_ms;
-        let lo = query
-            .from_ms
-            .map_or(0, |from| list.partition_point(|i| created(i) < from));
-        let hi = query
-            .to_ms
-            .map_or(list.len(), |to| list.partition_point(|i| created(i) <= to));
-        let mut range = &list[lo..hi.max(lo)];
-        if let Some(after) = query.after {
-            // Indices follow creation order, so the cursor's place is found by its index
-            // even when its call is gone.
-            let at = range.partition_point(|&i| i <= after);
-            range = if query.newest_first {
-                &range[..range.partition_point(|&i| i < after)]
-            } else {
-                &range[at..]
-            };
-        }
-        let limit = query.limit.max(1);
-        let picked: Vec<u32> = if query.newest_first {
-            range.iter().rev().take(limit).copied().collect()
-        } else {
-            range.iter().take(limit).copied().collect()
-        };
-        let more = range.len() > picked.len();
+        let (picked, more, _) = keyset_in(list, |i| self.calls[i as usize].created_ms, query);
         (picked.into_iter().map(|i| self.slot(i)).collect(), more)
     }
 
@@ -399,6 +421,36 @@ impl Dataset {
         }
         let matched = range.len();
         (picked.into_iter().map(|i| self.slot(i)).collect(), matched)
+    }
+
+    /// One page of a keyset walk over the calls of some agents (`None`: every agent;
+    /// `query.agent` is not read): the page, whether more calls follow it, and how many calls
+    /// the walk's creation range holds.
+    pub fn keyset_counted(
+        &mut self,
+        agents: Option<&[u16]>,
+        query: &KeysetQuery,
+    ) -> (Vec<CallSlot>, bool, usize) {
+        self.compact();
+        let created = |i: u32| self.calls[i as usize].created_ms;
+        let (picked, more, total) = match agents {
+            None => keyset_in(&self.live, created, query),
+            Some(&[agent]) => match self.by_agent.get(agent as usize) {
+                Some(list) => keyset_in(list, created, query),
+                None => (Vec::new(), false, 0),
+            },
+            Some(agents) => {
+                let list: Vec<u32> = self
+                    .live
+                    .iter()
+                    .copied()
+                    .filter(|&i| agents.contains(&self.calls[i as usize].agent))
+                    .collect();
+                keyset_in(&list, created, query)
+            }
+        };
+        let slots = picked.into_iter().map(|i| self.slot(i)).collect();
+        (slots, more, total)
     }
 
     /// The index of a live call with this id.
@@ -443,10 +495,13 @@ impl Dataset {
         self.slot(index)
     }
 
-    /// Deletes the live call of `agent` that `pick` points at; returns its id.
-    pub fn delete_any(&mut self, agent: u16, pick: u64) -> Option<String> {
+    /// Deletes the live call that `pick` points at, of `agent` or of any agent; returns its id.
+    pub fn delete_any(&mut self, agent: Option<u16>, pick: u64) -> Option<String> {
         self.compact();
-        let list = self.by_agent.get(agent as usize)?;
+        let list = match agent {
+            Some(agent) => self.by_agent.get(agent as usize)?,
+            None => &self.live,
+        };
         if list.is_empty() {
             return None;
         }
@@ -676,7 +731,12 @@ mod tests {
         let (ja, jb) = (render(&mut a), render(&mut b));
         assert_eq!(ja, jb);
         assert_eq!(ja.len(), 500);
-        for style in [IdStyle::Uuid, IdStyle::Prefixed("ac_"), IdStyle::Integer] {
+        for style in [
+            IdStyle::Uuid,
+            IdStyle::Prefixed("ac_"),
+            IdStyle::Integer,
+            IdStyle::UuidOnly,
+        ] {
             let d = Dataset::new(7, 500, 3, anchor, style);
             let id = style.call_id(7, 42);
             assert_eq!(d.find(&id), Some(42), "{id}");

@@ -87,7 +87,8 @@ impl Default for FaultConfig {
 }
 
 /// Calls inserted and deleted at the provider while clients walk its pages: on each list
-/// request, with these probabilities, one call of that agent is added and one deleted.
+/// request, with these probabilities, one call of the agent it lists (of any agent, for an
+/// account-wide list) is added and one, of any age, deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Churn {
     pub insert_chance: f64,

@@ -5,16 +5,17 @@
 //! seed, counts and anchor (`Datasets`). It is started from an already-bound listener (tests
 //! bind `127.0.0.1:0`, so there are no port races), serves until its shutdown future
 //! resolves, and exposes hooks (`Simulator`) to change the data while it runs: add calls,
-//! finish unfinished calls late, switch the sort order, and read back every call it would
-//! serve, the list answers it gave (truncated or whole) and every DELETE it received.
-//! `SimServer` runs one on a thread of its own, for synchronous tests. It never listens
-//! beyond the address it is given.
+//! finish unfinished calls late, delete calls as someone else would (tombstones), switch the
+//! sort order, and read back every call it would serve, the list answers it gave (truncated
+//! or whole) and every DELETE it received. `SimServer` runs one on a thread of its own, for
+//! synchronous tests. It never listens beyond the address it is given.
 
 pub mod bluejay;
 pub mod cartesia;
 pub mod clarion;
 pub mod data;
 pub mod faults;
+pub mod ultravox;
 
 use axum::serve::ListenerExt;
 use std::net::SocketAddr;
@@ -88,7 +89,7 @@ impl Datasets {
                 ProviderKind::Bluejay => (0, IdStyle::Uuid),
                 ProviderKind::Cartesia => (0xCA57, IdStyle::Prefixed("ac_")),
                 ProviderKind::Clarion => (0xC1A1, IdStyle::Integer),
-                ProviderKind::Ultravox => (0x017A, IdStyle::Uuid),
+                ProviderKind::Ultravox => (0x017A, IdStyle::UuidOnly),
             };
             let busy =
                 (kind == ProviderKind::Clarion && config.clarion_busy_day > 0).then_some(BusyDay {
@@ -126,7 +127,7 @@ fn render_json(
         ProviderKind::Bluejay => serde_json::to_value(bluejay::render(renderer, slot)),
         ProviderKind::Cartesia => Ok(cartesia::render(renderer, slot, true)),
         ProviderKind::Clarion => Ok(clarion::render(renderer, slot)),
-        ProviderKind::Ultravox => Ok(serde_json::Value::Null),
+        ProviderKind::Ultravox => Ok(ultravox::render(renderer, slot)),
     };
     value.unwrap_or_default()
 }
@@ -137,11 +138,12 @@ fn is_pending(kind: ProviderKind, renderer: &data::Renderer, slot: data::CallSlo
         ProviderKind::Bluejay => bluejay::render(renderer, slot).evaluations.is_empty(),
         ProviderKind::Cartesia => cartesia::is_started(renderer, slot),
         ProviderKind::Clarion => clarion::is_unfinished(renderer, slot),
-        ProviderKind::Ultravox => false,
+        ProviderKind::Ultravox => ultravox::is_unfinished(renderer, slot),
     }
 }
 
-/// An error answer in the shape of the provider that owns `path`.
+/// An error answer in the shape of the provider that owns `path`: Cartesia's own, else
+/// `{"detail": message}` (Bluejay's FastAPI and Ultravox's Django REST Framework alike).
 fn error_response(
     path: &str,
     status: axum::http::StatusCode,
@@ -345,13 +347,16 @@ impl Simulator {
         (state.churned_in.clone(), state.churned_out.clone())
     }
 
-    /// Applies churn to one agent's calls of `kind`, as a list request arrives.
-    fn churn(&self, kind: ProviderKind, agent: u16) {
+    /// Applies churn to the calls of `kind` a list request walks, as it arrives: one agent's,
+    /// or (`None`) the whole account's, whose inserted call goes to an agent picked at random.
+    fn churn(&self, kind: ProviderKind, agent: Option<u16>) {
         let mut guard = self.lock();
         let state = &mut *guard;
         let churn = state.churn;
         if churn.insert_chance > 0.0 && state.rng.random_bool(churn.insert_chance.min(1.0)) {
-            let ids = state.data.get_mut(kind).add_calls(agent, 1, Utc::now());
+            let agents = state.data.get(kind).agents().len().max(1);
+            let to = agent.unwrap_or_else(|| state.rng.random_range(0..agents) as u16);
+            let ids = state.data.get_mut(kind).add_calls(to, 1, Utc::now());
             state.churned_in.extend(ids);
         }
         if churn.delete_chance > 0.0 && state.rng.random_bool(churn.delete_chance.min(1.0)) {
@@ -360,6 +365,22 @@ impl Simulator {
                 state.churned_out.push(id);
             }
         }
+    }
+
+    /// Deletes up to `n` live calls of `kind` at the provider, of any agent and any age, as
+    /// someone else would (they become tombstones); returns their ids.
+    pub fn delete_upstream(&self, kind: ProviderKind, n: usize) -> Vec<String> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let pick = state.rng.random::<u64>();
+            match state.data.get_mut(kind).delete_any(None, pick) {
+                Some(id) => ids.push(id),
+                None => break,
+            }
+        }
+        ids
     }
 
     fn authorized(&self, headers: &axum::http::HeaderMap, header: &str) -> bool {
@@ -411,6 +432,7 @@ fn router(sim: Simulator) -> axum::Router {
     bluejay::routes()
         .merge(cartesia::routes())
         .merge(clarion::routes())
+        .merge(ultravox::routes())
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             faults::inject,

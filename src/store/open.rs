@@ -96,7 +96,7 @@ impl Archive {
         // grows the statement sub-journal, and SQLite truncates an in-memory sub-journal by
         // walking it from the start after every statement that used it, which turns a large
         // page quadratic. A sub-journal that spilled to a file is not truncated.
-        bring_up_to_date(&conn, path)?;
+        bring_up_to_date(&conn, path, version > 0)?;
         Ok(Archive { conn, group: None })
     }
 
@@ -160,7 +160,7 @@ fn is_archive_or_empty(conn: &Connection, version: i64) -> Result<bool, StoreErr
 /// Creates the schema or upgrades it, one step per transaction. Each step takes the write
 /// lock first and reads the version again inside it, so two processes opening the same new
 /// (or old) archive at once do each step once: the second waits, then finds it done.
-fn bring_up_to_date(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+fn bring_up_to_date(conn: &Connection, path: &Path, existed: bool) -> Result<(), StoreError> {
     loop {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let at: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -171,11 +171,13 @@ fn bring_up_to_date(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         let step = if at == 0 {
             SCHEMA
         } else {
-            // Seen by default: on a large archive a step takes minutes.
-            tracing::warn!(
-                "upgrading the archive's schema to version {} (once; minutes for millions of calls)",
-                at + 1
-            );
+            // Seen by default on an existing archive: on a large one a step takes minutes.
+            if existed {
+                tracing::warn!(
+                    "upgrading the archive's schema to version {} (once; minutes for millions of calls)",
+                    at + 1
+                );
+            }
             migrations::STEPS[(at - 1) as usize]
         };
         let done = conn

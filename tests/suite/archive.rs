@@ -468,7 +468,7 @@ fn the_sim_command_serves_a_sync() {
 }
 
 #[test]
-fn demo_syncs_the_builtin_simulator_and_prints_stats() {
+fn demo_syncs_every_platform_and_prints_figures_that_hold() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
     let out = callvault()
@@ -482,13 +482,82 @@ fn demo_syncs_the_builtin_simulator_and_prints_stats() {
     assert!(stdout.contains("latency p50"), "{stdout}");
     assert!(stdout.contains("archive: "), "{stdout}");
     let conn = open(&db);
-    assert_eq!(count(&conn, "SELECT count(*) FROM calls"), 1500);
-    assert_eq!(
-        count(&conn, "SELECT count(DISTINCT agent_id) FROM calls"),
-        3
+    // 1,500 calls a platform; Clarion's data set adds its busy day of 1,500 more.
+    let per_provider = strings(
+        &conn,
+        "SELECT provider || '=' || count(*) FROM calls GROUP BY provider ORDER BY provider",
     );
-    let agent_rows = stdout.lines().filter(|l| l.contains("agent-")).count();
-    assert_eq!(agent_rows, 3, "{stdout}");
+    assert_eq!(
+        per_provider,
+        [
+            "bluejay=1500",
+            "cartesia=1500",
+            "clarion=3000",
+            "ultravox=1500"
+        ]
+    );
+    // Each printed row: provider, agent, calls, measure, p50, p95, n, rate.
+    let rows: Vec<Vec<String>> = stdout
+        .lines()
+        .filter(|l| {
+            ["bluejay", "cartesia", "clarion", "ultravox"]
+                .iter()
+                .any(|p| l.starts_with(&format!("│ {p} ")))
+        })
+        .map(|l| {
+            l.trim_matches(|c: char| c == '│' || c.is_whitespace())
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 12, "three agents on each platform: {stdout}");
+    for row in &rows {
+        let (provider, agent) = (&row[0], &row[1]);
+        let calls = count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM calls WHERE provider = '{provider}' AND agent_id = '{agent}'"
+            ),
+        );
+        assert_eq!(row[2], calls.to_string(), "{row:?}");
+        let samples_sql = match row[3].as_str() {
+            "agent_latency_per_evaluation" => format!(
+                "SELECT e.avg_agent_latency FROM evaluations e JOIN calls c ON c.seq = e.call_seq
+                 WHERE c.provider = '{provider}' AND c.agent_id = '{agent}' AND e.avg_agent_latency IS NOT NULL"
+            ),
+            "tts_ttfb_per_turn" => format!(
+                "SELECT t.tts_ttfb_ms FROM transcript_turns t JOIN calls c ON c.seq = t.call_seq
+                 WHERE c.provider = '{provider}' AND c.agent_id = '{agent}' AND t.tts_ttfb_ms IS NOT NULL"
+            ),
+            _ => {
+                assert_eq!(row[4..7], ["-", "-", "0"], "{row:?}");
+                continue;
+            }
+        };
+        let mut samples: Vec<f64> = conn
+            .prepare(&samples_sql)
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        samples.sort_by(f64::total_cmp);
+        let at = |p: f64| {
+            let rank = p * (samples.len() - 1) as f64;
+            let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+            samples[lo] + (samples[hi] - samples[lo]) * (rank - lo as f64)
+        };
+        assert_eq!(row[4], format!("{:.1}", at(0.5)), "{row:?}");
+        assert_eq!(row[5], format!("{:.1}", at(0.95)), "{row:?}");
+        assert_eq!(row[6], samples.len().to_string(), "{row:?}");
+    }
+    assert!(rows
+        .iter()
+        .any(|r| r[0] == "bluejay" && r[3] == "agent_latency_per_evaluation"));
+    assert!(rows
+        .iter()
+        .any(|r| r[0] == "cartesia" && r[3] == "tts_ttfb_per_turn"));
 }
 
 #[test]

@@ -5,3 +5,4 @@ mod delete;
 mod query;
 mod reliability;
 mod safety;
+mod ultravox;
