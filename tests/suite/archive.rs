@@ -608,3 +608,48 @@ fn an_archive_from_schema_1_is_upgraded_by_the_next_sync_and_keeps_what_it_held(
     assert!(again.status.success(), "{}", stderr_of(&again));
     assert_eq!(summary_counts(&stderr_of(&again)).0, 0);
 }
+
+#[test]
+fn the_simulators_bluejay_answers_match_bluejays_openapi() {
+    use crate::util::openapi::{validate_response, validate_with, Mode, Target};
+    let fx = Fixture::new(sim_config(300, 2));
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/openapi/bluejay-call-logs.yml");
+    let agent = fx.agents()[0].clone();
+    let base = fx.server.base_url();
+    let check = |path: &str, method: &str, body: &serde_json::Value| {
+        let errors = validate_response(&spec, path, method, "200", body);
+        assert!(errors.is_empty(), "{method} {path}: {errors:#?}");
+    };
+    let mut pages = 0;
+    for page in 1..=3 {
+        let (status, list) = http(
+            "GET",
+            &format!("{base}/v1/retrieve-call-logs/{agent}?page={page}&page_size=50&last=all"),
+            Some(KEY),
+        );
+        assert_eq!(status, 200);
+        check("/v1/retrieve-call-logs/{agent_id}", "get", &list);
+        pages += 1;
+        let id = list["call_logs"][0]["id"].as_str().unwrap().to_string();
+        let (_, one) = http(
+            "GET",
+            &format!("{base}/v1/retrieve-call-log/{id}"),
+            Some(KEY),
+        );
+        check("/v1/retrieve-call-log/{call_id}", "get", &one);
+        if page == 3 {
+            let (status, deleted) = http("DELETE", &format!("{base}/v1/call-log/{id}"), Some(KEY));
+            assert_eq!(status, 200);
+            check("/v1/call-log/{call_id}", "delete", &deleted);
+            // A wrong value fails the schema: the check has teeth.
+            let mut bogus = one["call_log"].clone();
+            bogus["status"] = serde_json::Value::from("bogus");
+            assert!(
+                !validate_with(&spec, Target::Component("CallLog"), Mode::RESPONSE, &bogus)
+                    .is_empty()
+            );
+        }
+    }
+    assert_eq!(pages, 3);
+}
