@@ -4,5 +4,6 @@ mod clarion;
 mod delete;
 mod query;
 mod reliability;
+mod report;
 mod safety;
 mod ultravox;
