@@ -187,7 +187,7 @@ fn page_table(html: &str, id: &str) -> PageTable {
         .unwrap_or_else(|| panic!("no table {id}"));
     let end = start + html[start..].find("</table>").unwrap();
     let table = &html[start..end];
-    let columns = elements(table, "<th", "</th>")
+    let columns = elements(table, "<th ", "</th>")
         .into_iter()
         .map(|(tag, _)| attribute(tag, "data-col").expect("each column names its figure"))
         .collect();

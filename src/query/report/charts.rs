@@ -54,8 +54,9 @@ pub fn stacked_days(
     if series.is_empty() || max <= 0.0 {
         svg.empty(empty);
     }
+    // A bar fills most of its day, but no more than a bar's width when the days are few.
     let band = axis.band();
-    let gap = if band > 4.0 { band * 0.15 } else { 0.0 };
+    let bar = if band > 4.0 { band * 0.85 } else { band }.min(36.0);
     let mut base: BTreeMap<NaiveDate, f64> = BTreeMap::new();
     for s in series {
         for (day, v) in &s.values {
@@ -63,10 +64,10 @@ pub fn stacked_days(
                 continue;
             }
             let below = base.entry(*day).or_default();
-            let x = axis.left(*day);
+            let x = axis.center(*day) - bar / 2.0;
             svg.rect(
-                (x + gap / 2.0, y.at(*below)),
-                (x + band - gap / 2.0, y.at(*below + v)),
+                (x, y.at(*below)),
+                (x + bar, y.at(*below + v)),
                 s.class.clone(),
                 Some(format!("{day} {}: {} {unit}", s.name, tick_label(*v))),
             );

@@ -4,8 +4,9 @@
 //! slowest calls), each with its figures as tables.
 //!
 //! Files by concern: `data` reads the archive (every figure through `stats::read`, the code
-//! `stats` prints from), `page` turns it into sections and tables, `charts` draws each kind
-//! of chart, `svg` holds shapes, scales and axes; `page.html` and `chart.svg` are the askama
+//! `stats` prints from), `page` is the page's model (sections, charts, tables, cells) and puts
+//! it together, `archive` and `agents` build its sections (what the archive holds; how the
+//! agents do), `charts` draws each kind of chart, `svg` holds shapes, scales and axes; `page.html` and `chart.svg` are the askama
 //! templates (checked at build time, HTML-escaping every value).
 //!
 //! The page needs nothing else: no script, no font file, no image, no network. Charts are
@@ -13,6 +14,8 @@
 //! anything (`default-src 'none'`), so a stray URL could not be fetched even if one slipped in.
 //! It carries the archive's snapshot time and callvault's version, and prints on paper.
 
+mod agents;
+mod archive;
 mod charts;
 mod data;
 mod page;
@@ -20,8 +23,6 @@ mod svg;
 
 use askama::Template;
 use rusqlite::Connection;
-
-pub use data::{ReportData, SLOWEST_CALLS};
 
 use super::stats::CallFilter;
 use super::QueryError;
