@@ -74,7 +74,7 @@ pub(super) fn freshness(data: &ReportData, snapshot: Option<DateTime<Utc>>) -> S
     let svg = charts::hbars(
         "Age of each stream's last complete sync",
         &format!("{unit} since the last complete sync began"),
-        oldest.max(1.0) / per_unit,
+        oldest.max(0.1) / per_unit,
         &bars,
         tick_label,
         &[],
@@ -88,8 +88,8 @@ pub(super) fn freshness(data: &ReportData, snapshot: Option<DateTime<Utc>>) -> S
                 Cell::text(&s.account),
                 Cell::text(&s.scope),
                 Cell::text(&s.base_url),
-                Cell::opt_text(&s.last_complete_started_at),
-                Cell::opt_text(&s.last_synced_at),
+                Cell::time(&s.last_complete_started_at),
+                Cell::time(&s.last_synced_at),
                 Cell::int(s.calls),
                 Cell::int(s.evaluations),
             ]
@@ -362,7 +362,7 @@ pub(super) fn slowest(data: &ReportData) -> Section {
                         Cell::text(&c.provider),
                         Cell::text(&c.call_id),
                         Cell::opt_text(&c.agent_id),
-                        Cell::opt_text(&c.created_at),
+                        Cell::time(&c.created_at),
                         Cell::number(Some(c.latency_ms), 1),
                         Cell::int(c.samples as i64),
                     ]

@@ -65,7 +65,8 @@ pub struct Cell {
     pub text: String,
     /// The exact value, where `text` rounds it.
     pub exact: Option<String>,
-    pub numeric: bool,
+    /// `num` (right-aligned figures) or `time` (never broken across lines).
+    pub class: Option<&'static str>,
 }
 
 /// A cell for a missing figure (SQL NULL).
@@ -76,7 +77,7 @@ impl Cell {
         Cell {
             text: text.into(),
             exact: None,
-            numeric: false,
+            class: None,
         }
     }
 
@@ -84,11 +85,19 @@ impl Cell {
         Cell::text(text.clone().unwrap_or_else(|| MISSING.into()))
     }
 
+    /// An archive time (or a dash).
+    pub(super) fn time(text: &Option<String>) -> Cell {
+        Cell {
+            class: Some("time"),
+            ..Cell::opt_text(text)
+        }
+    }
+
     pub(super) fn int(n: i64) -> Cell {
         Cell {
             text: n.to_string(),
             exact: None,
-            numeric: true,
+            class: Some("num"),
         }
     }
 
@@ -98,12 +107,12 @@ impl Cell {
             Some(v) => Cell {
                 text: format!("{v:.decimals$}"),
                 exact: Some(v.to_string()),
-                numeric: true,
+                class: Some("num"),
             },
             None => Cell {
                 text: MISSING.into(),
                 exact: None,
-                numeric: true,
+                class: Some("num"),
             },
         }
     }
@@ -114,7 +123,7 @@ impl Cell {
             Some(v) => Cell {
                 text: percent(v),
                 exact: Some(v.to_string()),
-                numeric: true,
+                class: Some("num"),
             },
             None => Cell::number(None, 0),
         }
