@@ -187,7 +187,10 @@ pub fn write_file(
     atomic_write(path, |file| write_frame(df, format, provenance, file))
 }
 
-/// Runs `write` on a temporary file beside `path`, then renames it to `path`.
+/// Runs `write` on a temporary file beside `path`, then renames it to `path`: `path` is
+/// written whole or not at all. Only a regular file is ever replaced (a symlink, FIFO, device
+/// or folder at `path` is refused untouched); a replaced file keeps its mode, a new one gets
+/// the umask's, as any other program's would.
 pub fn atomic_write(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<(), QueryError>,
@@ -204,17 +207,42 @@ pub fn atomic_write(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(folder)
-        .map_err(cannot)?;
+    let existing = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => Some(meta.permissions()),
+        Ok(_) => {
+            return Err(cannot(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "it exists and is not a regular file (a link, pipe, device or folder); callvault replaces only regular files",
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(cannot(e)),
+    };
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    if let Some(permissions) = existing.or_else(new_file_permissions) {
+        builder.permissions(permissions);
+    }
+    let tmp = builder.tempfile_in(folder).map_err(cannot)?;
     let mut writer = std::io::BufWriter::new(tmp);
     write(&mut writer)?;
     let tmp = writer.into_inner().map_err(|e| cannot(e.into_error()))?;
     tmp.as_file().sync_all().map_err(cannot)?;
     tmp.persist(path).map_err(|e| cannot(e.error))?;
     Ok(())
+}
+
+/// What a new file asks for; the umask narrows it, as it does for any program.
+#[cfg(unix)]
+fn new_file_permissions() -> Option<std::fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(std::fs::Permissions::from_mode(0o666))
+}
+
+#[cfg(not(unix))]
+fn new_file_permissions() -> Option<std::fs::Permissions> {
+    None
 }
 
 #[cfg(test)]

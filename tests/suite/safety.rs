@@ -438,3 +438,72 @@ fn a_file_that_replaces_a_shipped_query_says_so() {
         .unwrap();
     assert!(stderr_of(&out).contains("replaces the shipped query"));
 }
+
+#[test]
+fn query_out_replaces_only_regular_files_and_honours_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new(sim_config(20, 1));
+    assert!(fx.sync().output().unwrap().status.success());
+    let dir = fx.dir.path();
+    let target = dir.join("kept.txt");
+    std::fs::write(&target, "not yours").unwrap();
+    let link = dir.join("link.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let fifo = dir.join("pipe.csv");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for path in [&link, &fifo] {
+        let out = fx
+            .cmd()
+            .args(["query", "SELECT id FROM calls", "--format", "csv", "--out"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("not a regular file"), "{stderr}");
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "not yours");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // A new file gets the umask's mode (022 here: 0644), not a private 0600.
+    let fresh = dir.join("fresh.csv");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 022 && exec {} --db {} query 'SELECT id FROM calls' --format csv --out {}",
+            assert_cmd::cargo::cargo_bin("callvault").display(),
+            fx.db().display(),
+            fresh.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    // A replaced file keeps its own mode.
+    std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = fx
+        .cmd()
+        .args([
+            "query",
+            "SELECT id FROM calls LIMIT 1",
+            "--format",
+            "csv",
+            "--out",
+        ])
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert_eq!(std::fs::read_to_string(&fresh).unwrap().lines().count(), 2);
+}
