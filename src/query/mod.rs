@@ -12,6 +12,7 @@ pub mod frame;
 pub mod named;
 pub mod output;
 pub mod stats;
+pub mod stream;
 
 use std::path::PathBuf;
 
@@ -42,7 +43,7 @@ pub enum QueryError {
     UnusedParameter(String),
     #[error("use named parameters (:name) bound with --param name=value, not ?")]
     PositionalParameter,
-    #[error("column {column}: {value} is not a {kind:?} value")]
+    #[error("column {column}: {value} is not a {kind:?} value like the rows before it; CAST the column in the SQL to give it one type")]
     Mismatch {
         column: String,
         kind: ColumnKind,

@@ -869,3 +869,78 @@ fn duckdb_reads_the_export_and_agrees_with_stats() {
         );
     }
 }
+
+#[test]
+fn large_and_endless_results_stream_instead_of_filling_memory() {
+    let fx = synced(50);
+    let many = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 150000)
+                SELECT n, 'row ' || n AS label FROM r";
+    let csv = run_ok(&fx, &["query", many, "--format", "csv"]);
+    assert_eq!(csv.lines().count(), 150_001);
+    assert!(csv.ends_with("150000,row 150000\n"));
+    let json: Vec<Value> =
+        serde_json::from_str(&run_ok(&fx, &["query", many, "--format", "json"])).unwrap();
+    assert_eq!(json.len(), 150_000);
+    assert_eq!(json[149_999]["n"], 150_000);
+    assert_eq!(
+        run_ok(&fx, &["query", many, "--format", "ndjson"])
+            .lines()
+            .count(),
+        150_000
+    );
+    let parquet = fx.dir.path().join("many.parquet");
+    run_ok(
+        &fx,
+        &[
+            "query",
+            many,
+            "--format",
+            "parquet",
+            "--out",
+            parquet.to_str().unwrap(),
+        ],
+    );
+    let file = std::fs::File::open(&parquet).unwrap();
+    let df = polars::prelude::ParquetReader::new(file).finish().unwrap();
+    assert_eq!(df.height(), 150_000);
+    // The table format is for a terminal: it stops and says so.
+    let table = run_ok(&fx, &["query", many]);
+    assert!(
+        table.contains("only the first 10000 rows are shown"),
+        "{}",
+        &table[table.len() - 200..]
+    );
+    // A column that changes type after the first chunk is refused with what to do.
+    let mixed = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 70000)
+                 SELECT CASE WHEN n < 70000 THEN n ELSE 'late text' END AS v FROM r";
+    let out = fx
+        .cmd()
+        .args(["query", mixed, "--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("CAST the column"),
+        "{}",
+        stderr_of(&out)
+    );
+    // An endless result ends quietly when its reader has had enough.
+    let mut child = fx
+        .std_cmd()
+        .args([
+            "query",
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r",
+            "--format",
+            "csv",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first: Vec<String> = lines.by_ref().take(5).map(Result::unwrap).collect();
+    assert_eq!(first, ["n", "1", "2", "3", "4"]);
+    drop(lines);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+}
