@@ -59,6 +59,8 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error("{path} is being written by a sync, and its folder cannot hold a reader's shared-memory file; run again when the sync has ended")]
+    WriterInReadOnlyFolder { path: PathBuf },
     #[error("no archive at {path}; run `callvault sync` first")]
     Missing { path: PathBuf },
     #[error("cannot read {path}: {source}")]

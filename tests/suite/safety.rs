@@ -507,3 +507,69 @@ fn query_out_replaces_only_regular_files_and_honours_the_umask() {
     );
     assert_eq!(std::fs::read_to_string(&fresh).unwrap().lines().count(), 2);
 }
+
+#[test]
+fn another_user_reads_an_archive_in_a_folder_it_cannot_write_and_leaves_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    if !is_root || !setpriv.exists() {
+        eprintln!("SKIPPED: needs root and setpriv to act as another user");
+        return;
+    }
+    let fx = Fixture::new(sim_config(40, 1));
+    assert!(fx.sync().output().unwrap().status.success());
+    // The owner's folder: readable by everyone, writable by the owner only.
+    let folder = tempfile::Builder::new()
+        .prefix("callvault-ro")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let db = folder.path().join("archive.db");
+    std::fs::copy(fx.db(), &db).unwrap();
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // The binary, where another user can run it.
+    let bin = folder.path().join("callvault");
+    std::fs::hard_link(assert_cmd::cargo::cargo_bin("callvault"), &bin).unwrap();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new(setpriv)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .env_remove("CALLVAULT_DB")
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&[
+        "query",
+        "SELECT count(*) AS n FROM calls",
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out), "n\n40\n");
+    for args in [&["status"][..], &["stats", "summary"][..]] {
+        let out = as_nobody(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    }
+    let left: Vec<String> = std::fs::read_dir(folder.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("archive.db-"))
+        .collect();
+    assert!(left.is_empty(), "no -wal or -shm left behind: {left:?}");
+    // While a sync writes (its WAL exists), such a reader is told why it must wait.
+    std::fs::write(folder.path().join("archive.db-wal"), b"").unwrap();
+    let out = as_nobody(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("being written by a sync"),
+        "{}",
+        stderr_of(&out)
+    );
+}
