@@ -255,18 +255,15 @@ impl Provider for Bluejay {
                 &endpoint,
                 |client| client.get(url.clone()).header("X-API-Key", key.clone()),
                 |response| {
-                    if response.status == reqwest::StatusCode::NOT_FOUND {
-                        return Ok(None);
-                    }
-                    if !response.status.is_success() {
-                        return Err(response.error(ProviderKind::Bluejay, &endpoint));
-                    }
-                    let one: OneResponse = serde_json::from_slice(&response.body)
-                        .map_err(|e| response.malformed(ProviderKind::Bluejay, &endpoint, e))?;
-                    one.call_log
-                        .map(|raw| parse_call_log(raw.get()))
-                        .transpose()
-                        .map_err(|e| response.malformed(ProviderKind::Bluejay, &endpoint, e))
+                    response
+                        .optional_record(ProviderKind::Bluejay, &endpoint, |body| {
+                            let one: OneResponse =
+                                serde_json::from_str(body).map_err(CallLogError::from)?;
+                            one.call_log
+                                .map(|raw| parse_call_log(raw.get()))
+                                .transpose()
+                        })
+                        .map(Option::flatten)
                 },
             )
             .await

@@ -90,6 +90,25 @@ impl HttpResponse {
         }
     }
 
+    /// One record read by id: `None` for 404 (the provider no longer has it), the provider's
+    /// error for another failure, else what `parse` makes of the body.
+    pub fn optional_record<T, E: std::fmt::Display>(
+        &self,
+        provider: ProviderKind,
+        endpoint: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, ProviderError> {
+        if self.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !self.status.is_success() {
+            return Err(self.error(provider, endpoint));
+        }
+        parse(&String::from_utf8_lossy(&self.body))
+            .map(Some)
+            .map_err(|e| self.malformed(provider, endpoint, e))
+    }
+
     pub fn malformed(
         &self,
         provider: ProviderKind,

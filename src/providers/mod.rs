@@ -247,6 +247,31 @@ pub struct WalkOptions {
     pub full: bool,
 }
 
+impl WalkOptions {
+    /// Where a walk from a high-water mark starts (providers that walk by time or newest
+    /// first): nowhere, i.e. everything, for `--full`, a stream's first walk and `--window
+    /// all`; `now - window` for another `--window`; the high-water mark minus `overlap`
+    /// otherwise, so calls that appear late or with skewed clocks are still read.
+    pub fn walk_start(
+        &self,
+        state: &StreamState,
+        now: DateTime<Utc>,
+        overlap: chrono::Duration,
+    ) -> Option<DateTime<Utc>> {
+        if self.full {
+            return None;
+        }
+        if let Some(window) = self.window {
+            return window.span().map(|span| now - span);
+        }
+        state
+            .high_water
+            .as_deref()
+            .and_then(crate::time::parse_timestamp)
+            .map(|t| t - overlap)
+    }
+}
+
 /// A request for one page, in the provider's own terms (a page number, a cursor, a range).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
