@@ -1,8 +1,8 @@
 //! Faults the simulator can inject, each switchable, to prove the client survives them.
 //!
-//! With probability `rate`, a request meets one of the enabled `FaultKind`s: a 429 or 503
-//! with `Retry-After`, a plain 500, a connection dropped halfway through the body, a body
-//! truncated into invalid JSON, or a slow answer. Faults that strike before the handler
+//! With probability `rate`, a request meets the next of the enabled `FaultKind`s (they take
+//! turns): a 429 or 503 with `Retry-After`, a plain 500, a connection dropped halfway through
+//! the body, a body truncated into invalid JSON, or a slow answer. Faults that strike before the handler
 //! (429, 503, 500) leave the data untouched; faults that mangle the answer (drop, truncate,
 //! slow) strike after the handler ran, as a real server that acted but failed to answer.
 //! `Churn` inserts and deletes calls while a walk is under way. Every request is logged with
@@ -115,7 +115,8 @@ fn draw(sim: &Simulator, request: &Request) -> Option<(FaultKind, FaultConfig)> 
     let struck = config.rate > 0.0
         && !config.kinds.is_empty()
         && state.rng.random_bool(config.rate.clamp(0.0, 1.0));
-    let kind = struck.then(|| config.kinds[state.rng.random_range(0..config.kinds.len())]);
+    // The enabled kinds take turns, so a handful of faults already shows every kind.
+    let kind = struck.then(|| config.kinds[state.faults_served as usize % config.kinds.len()]);
     state.request_log.push(RequestRecord {
         at: std::time::Instant::now(),
         method: request.method().to_string(),
