@@ -220,10 +220,82 @@ fn a_later_sync_never_brings_a_deleted_call_back() {
         stderr.contains("25 deleted call(s) are still served by the provider"),
         "{stderr}"
     );
+    assert!(stderr.contains("not re-archived"), "{stderr}");
     let conn = open(&fx.db());
     assert_eq!(count(&conn, "SELECT count(*) FROM calls"), 175);
     let archived = set(&conn, "SELECT id FROM calls");
     assert!(selected.is_disjoint(&archived));
+    // Nothing of them came back, children included.
+    let ids: Vec<String> = selected.iter().map(|id| format!("'{id}'")).collect();
+    for table in [
+        "evaluations",
+        "participants",
+        "tool_calls",
+        "call_events",
+        "call_tags",
+        "custom_metrics",
+    ] {
+        let sql = format!(
+            "SELECT count(*) FROM {table} WHERE call_id IN ({})",
+            ids.join(", ")
+        );
+        assert_eq!(count(&conn, &sql), 0, "{table}");
+    }
+    assert_no_orphans(&conn);
+}
+
+#[test]
+fn a_sync_after_a_recording_only_delete_keeps_the_recording_cleared() {
+    let config = SimConfig {
+        anchor: Some(chrono::Utc::now()),
+        ..sim_config(150, 1)
+    };
+    let fx = Fixture::new(config.clone());
+    // The twin still serves the recording URLs the first one cleared, like a provider whose
+    // lists lag behind its deletes.
+    let twin = SimServer::start(config).unwrap();
+    assert!(fx.sync().output().unwrap().status.success());
+    let sql = "SELECT provider, id AS call_id FROM calls WHERE recording_url IS NOT NULL ORDER BY id LIMIT 12";
+    let selected = set(
+        &open(&fx.db()),
+        "SELECT id FROM calls WHERE recording_url IS NOT NULL ORDER BY id LIMIT 12",
+    );
+    let out = fx
+        .cmd()
+        .args([
+            "delete",
+            "--select",
+            sql,
+            "--mode",
+            "recording-only",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let cleared = "SELECT id FROM calls WHERE recording_url IS NULL
+                     AND json_type(raw_json, '$.recording_url') = 'null'";
+    let agent = fx.agents()[0].clone();
+    for (server, serves) in [(&twin, "the old URL"), (&fx.server, "no URL")] {
+        let out = fx
+            .cmd()
+            .args(["sync", "bluejay", "--full", "--agent", &agent])
+            .args(["--base-url", &server.base_url()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let conn = open(&fx.db());
+        assert!(
+            selected.is_subset(&set(&conn, cleared)),
+            "a sync from a provider serving {serves} kept the recordings cleared"
+        );
+        assert_eq!(count(&conn, "SELECT count(*) FROM calls"), 150);
+    }
+    // The provider itself cleared them.
+    let served_here = served_calls(&fx.server);
+    assert!(selected
+        .iter()
+        .all(|id| served_here[id]["recording_url"].is_null()));
 }
 
 #[test]
@@ -703,6 +775,11 @@ fn refused_items_fail_with_status_and_message_and_exit_3() {
     assert!(
         stderr.contains("57 done, 0 gone, 0 skipped, 3 failed"),
         "{stderr}"
+    );
+    assert_eq!(
+        server.requests.load(Ordering::SeqCst),
+        60,
+        "one request per call: a 400 is not sent again"
     );
     assert!(stderr.contains("(HTTP 400): "), "{stderr}");
     assert!(stderr.contains("call is under legal hold"), "{stderr}");
