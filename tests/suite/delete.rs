@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
-use callvault::sim::{DeleteRecord, SimConfig, SimServer};
+use callvault::sim::{DeleteRecord, FaultConfig, FaultKind, SimConfig, SimServer};
 use rand::Rng;
 use rusqlite::Connection;
 
@@ -874,5 +874,124 @@ fn a_job_left_by_a_dead_process_resumes_and_a_live_ones_is_refused_with_its_caus
             .filter(|d| d.status == 200)
             .count(),
         5
+    );
+}
+
+#[test]
+fn a_delete_through_faults_stops_when_asked_to_wait_too_long_and_resume_finishes_it() {
+    const PLANNED: usize = 150;
+    // Each answer takes 10 ms, so the job is still under way when the test steps in.
+    let fx = Fixture::new(SimConfig {
+        latency: Duration::from_millis(10),
+        ..sim_config(300, 2)
+    });
+    let out = fx.sync().output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let selection =
+        format!("SELECT provider, id AS call_id FROM calls ORDER BY created_at LIMIT {PLANNED}");
+    let conn = open(&fx.db());
+    let planned = set(
+        &conn,
+        &format!("SELECT id FROM calls ORDER BY created_at LIMIT {PLANNED}"),
+    );
+    let untouched_before = dump_without(&conn, &planned);
+    drop(conn);
+    // Refusals before the provider acts (429, 503, 500) and answers lost after it acted (a
+    // dropped connection, a cut-off body: the retry then finds the call gone).
+    let mid_job_faults = [
+        FaultKind::TooManyRequests,
+        FaultKind::Unavailable,
+        FaultKind::ServerError,
+        FaultKind::DropConnection,
+        FaultKind::TruncateBody,
+    ];
+    fx.server.sim.set_faults(FaultConfig {
+        rate: 0.3,
+        kinds: mid_job_faults.to_vec(),
+        retry_after_secs: 0,
+        ..FaultConfig::default()
+    });
+    let mut child = fx
+        .std_cmd()
+        .args([
+            "delete",
+            "--select",
+            &selection,
+            "--yes",
+            "--concurrency",
+            "4",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A fifth of the way through, the provider asks to wait ten minutes: the job stops there.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while settled_items(&fx.db()) < PLANNED as i64 / 5 {
+        assert!(Instant::now() < deadline, "the job never got going");
+        assert!(child.try_wait().unwrap().is_none(), "the job ended early");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    fx.server.sim.set_faults(FaultConfig {
+        rate: 1.0,
+        kinds: vec![FaultKind::TooManyRequests],
+        retry_after_secs: 600,
+        ..FaultConfig::default()
+    });
+    let out = child.wait_with_output().unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stay pending") && stderr.contains("--resume 1"),
+        "{stderr}"
+    );
+    let pending = count(
+        &open(&fx.db()),
+        "SELECT count(*) FROM delete_items WHERE state = 'pending'",
+    );
+    assert!(pending > 0, "stopped mid-job");
+    let log = fx.server.sim.request_log();
+    for kind in mid_job_faults {
+        assert!(
+            log.iter()
+                .any(|r| r.method == "DELETE" && r.fault == Some(kind)),
+            "{kind:?} struck a delete"
+        );
+    }
+
+    fx.server.sim.set_faults(FaultConfig::default());
+    let out = fx.cmd().args(["delete", "--resume", "1"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let conn = open(&fx.db());
+    let states: BTreeMap<String, String> = conn
+        .prepare("SELECT call_id, state FROM delete_items WHERE job_id = 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(states.keys().cloned().collect::<BTreeSet<_>>(), planned);
+    let sim = deletes_by_call(&fx.server.sim.deletes());
+    let mut gone = 0;
+    for (id, state) in &states {
+        let seen = sim.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        match state.as_str() {
+            "done" => assert_eq!(seen, [200], "{id} is done: deleted once"),
+            "gone" => {
+                gone += 1;
+                assert!(
+                    seen.len() >= 2 && seen[0] == 200 && seen[1..].iter().all(|s| *s == 404),
+                    "{id} is gone: its answer was lost, the retry found it gone: {seen:?}"
+                );
+            }
+            other => panic!("{id} ended {other}"),
+        }
+    }
+    assert!(gone > 0, "some answers were lost after the provider acted");
+    assert!(sim.keys().all(|id| planned.contains(id)));
+    assert_eq!(content_dump(&conn), untouched_before);
+    assert_eq!(
+        set(&conn, "SELECT call_id FROM deleted_calls WHERE job_id = 1"),
+        planned
     );
 }
