@@ -395,3 +395,110 @@ fn rps_bounds_the_request_rate_of_the_whole_run() {
         assert!(within <= 11, "{within} requests within one second");
     }
 }
+
+#[test]
+fn two_syncs_of_one_archive_at_once_both_finish_and_agree_with_the_provider() {
+    let fx = Fixture::new(SimConfig {
+        latency: Duration::from_millis(3),
+        ..sim_config(2_000, 2)
+    });
+    let spawn = || {
+        fx.std_cmd()
+            .args(fx.sync_args())
+            .args(["--concurrency", "2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    let conn = open(&fx.db());
+    assert_eq!(
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+            .unwrap(),
+        "ok"
+    );
+    assert_archive_matches(&conn, &served_calls(&fx.server));
+    assert_eq!(run_outcomes(&conn), ["complete", "complete"]);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM sync_runs a JOIN sync_runs b ON b.id > a.id
+             WHERE b.started_at < a.finished_at"
+        ),
+        1,
+        "the two runs overlapped"
+    );
+    // And the next sync finds nothing new.
+    let out = fx.sync().output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(summary_counts(&stderr_of(&out)).0, 0);
+}
+
+#[test]
+fn a_delete_while_a_sync_writes_waits_its_turn_and_both_finish() {
+    let fx = Fixture::new(SimConfig {
+        latency: Duration::from_millis(20),
+        ..sim_config(400, 1)
+    });
+    assert!(fx.sync().output().unwrap().status.success());
+    // Thousands of new calls: the next sync commits page after page for a while.
+    fx.server.sim.add_calls(0, 5_000);
+    let sync = fx
+        .std_cmd()
+        .args(fx.sync_args())
+        .args(["--concurrency", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&open(&fx.db()), "SELECT count(*) FROM calls") < 600 {
+        assert!(Instant::now() < deadline, "the sync never wrote");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let selection = "SELECT provider, id AS call_id FROM calls ORDER BY created_at LIMIT 100";
+    let planned = strings(
+        &open(&fx.db()),
+        "SELECT id FROM calls ORDER BY created_at LIMIT 100",
+    );
+    let out = fx
+        .cmd()
+        .args(["delete", "--select", selection, "--yes"])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("100 done, 0 gone, 0 skipped, 0 failed, 0 pending"),
+        "{stderr}"
+    );
+    let out = sync.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // The two overlapped: the sync fetched pages between the delete's first and last request.
+    let log = fx.server.sim.request_log();
+    let deletes: Vec<usize> = (0..log.len())
+        .filter(|i| log[*i].method == "DELETE")
+        .collect();
+    let (first, last) = (deletes[0], deletes[deletes.len() - 1]);
+    assert!(
+        log[first..last]
+            .iter()
+            .any(|r| r.target.starts_with("/v1/retrieve-call-logs/")),
+        "the delete ran while the sync was writing"
+    );
+    let conn = open(&fx.db());
+    assert_archive_matches(&conn, &served_calls(&fx.server));
+    assert_eq!(
+        strings(&conn, "SELECT call_id FROM deleted_calls ORDER BY call_id"),
+        {
+            let mut p = planned.clone();
+            p.sort();
+            p
+        }
+    );
+}

@@ -64,7 +64,9 @@ impl Fixture {
         cmd
     }
 
-    fn sync_args(&self) -> Vec<String> {
+    /// The arguments of `sync()`: `sync bluejay --base-url <simulator> --agent ..` for every
+    /// agent.
+    pub fn sync_args(&self) -> Vec<String> {
         let mut args: Vec<String> = ["sync", "bluejay", "--base-url", &self.server.base_url()]
             .map(String::from)
             .to_vec();
