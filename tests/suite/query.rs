@@ -1121,7 +1121,7 @@ fn an_export_killed_mid_table_is_redone_whole_by_the_next_run() {
     let fx = synced(2_000);
     let out = fx.dir.path().join("export");
     let o = out.to_str().unwrap();
-    let args = ["export", "--out", o, "--partition-by", "provider,day"];
+    let args = ["export", "--out", o, "--with-raw"];
     let left = kill_mid_write(&fx, &args, &out);
     assert!(
         left.iter().all(|n| n.ends_with(".partial")),
