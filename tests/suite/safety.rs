@@ -438,3 +438,71 @@ fn a_file_that_replaces_a_shipped_query_says_so() {
         .unwrap();
     assert!(stderr_of(&out).contains("replaces the shipped query"));
 }
+
+/// The archive's bytes: the file and its write-ahead log.
+fn archive_bytes(fx: &Fixture) -> [Vec<u8>; 2] {
+    let wal = fx.dir.path().join("archive.db-wal");
+    [
+        std::fs::read(fx.db()).unwrap(),
+        std::fs::read(wal).unwrap_or_default(),
+    ]
+}
+
+#[test]
+fn statements_sqlite_calls_read_only_cannot_change_the_archive() {
+    let fx = Fixture::new(sim_config(60, 1));
+    assert!(fx.sync().output().unwrap().status.success());
+    let other = fx.dir.path().join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let created = fx.dir.path().join("created.db");
+    let statements = [
+        format!("ATTACH '{}' AS other", other.display()),
+        format!("ATTACH '{}' AS created", created.display()),
+        format!("ATTACH 'file:{}?mode=rwc' AS created", created.display()),
+        "BEGIN DEFERRED".to_string(),
+        "BEGIN IMMEDIATE".to_string(),
+        "BEGIN EXCLUSIVE".to_string(),
+        "SAVEPOINT s".to_string(),
+        "PRAGMA query_only = OFF".to_string(),
+        "PRAGMA writable_schema = ON".to_string(),
+        "PRAGMA journal_mode = DELETE".to_string(),
+        "PRAGMA wal_checkpoint(TRUNCATE)".to_string(),
+        format!("VACUUM INTO '{}'", created.display()),
+    ];
+    let before = archive_bytes(&fx);
+    let other_before = std::fs::read(&other).unwrap();
+    for sql in &statements {
+        for args in [
+            vec!["query", sql.as_str()],
+            vec!["delete", "--select", sql.as_str()],
+            vec!["delete", "--select", sql.as_str(), "--yes"],
+        ] {
+            let out = fx.cmd().args(&args).output().unwrap();
+            let stderr = stderr_of(&out);
+            match out.status.code() {
+                // Refused, or run as the one statement of a connection that cannot write.
+                Some(1) => {
+                    assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+                    assert!(out.stdout.is_empty(), "{args:?}");
+                }
+                Some(0) => assert!(args[0] == "query", "{args:?} selected nothing to delete"),
+                other => panic!("{args:?} ended {other:?}: {stderr}"),
+            }
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(
+                archive_bytes(&fx) == before,
+                "{args:?} changed the archive's bytes"
+            );
+            assert!(!created.exists(), "{args:?} created a file");
+            assert_eq!(std::fs::read(&other).unwrap(), other_before, "{args:?}");
+        }
+    }
+    assert!(fx.server.sim.deletes().is_empty());
+    assert_eq!(
+        count(&open(&fx.db()), "SELECT count(*) FROM delete_jobs"),
+        0
+    );
+}
