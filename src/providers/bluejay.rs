@@ -171,7 +171,10 @@ impl Provider for Bluejay {
         WalkPlan {
             cursors: vec![to_cursor(&cursor)],
             checkpoint: serde_json::json!({ "window": window.as_str() }),
-            description: format!("window {window}"),
+            description: match &scope.label {
+                Some(label) => format!("window {window}, label {label}"),
+                None => format!("window {window}"),
+            },
             covers_everything: window == Window::All && scope.label.is_none(),
         }
     }

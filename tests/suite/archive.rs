@@ -765,3 +765,77 @@ fn a_schema_upgrade_killed_mid_step_leaves_a_whole_version_and_the_next_run_fini
     }
     assert_no_orphans(&conn);
 }
+
+#[test]
+fn a_labelled_stream_keeps_its_own_state_and_is_never_pruned() {
+    let fx = Fixture::new(sim_config(300, 1));
+    let agent = fx.agents()[0].clone();
+    let labelled = |extra: &[&str]| {
+        let out = fx
+            .sync_of("bluejay", &["--agent", &agent, "--label", "production"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        stderr_of(&out)
+    };
+    labelled(&[]);
+    let served = served_calls(&fx.server);
+    let production: std::collections::BTreeSet<&String> = served
+        .iter()
+        .filter(|(_, c)| c["metadata"]["label"] == "production")
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        production.len() > 50 && production.len() < 250,
+        "{}",
+        production.len()
+    );
+    let conn = open(&fx.db());
+    let archived = strings(&conn, "SELECT id FROM calls");
+    assert_eq!(
+        archived.iter().collect::<std::collections::BTreeSet<_>>(),
+        production,
+        "only the label's calls"
+    );
+    assert_eq!(
+        strings(&conn, "SELECT scope FROM sync_state"),
+        [format!("{agent}#label=production")]
+    );
+
+    // A call of the label deleted at the provider: a full walk of the label does not see it,
+    // and still does not prune it (the label's walk is not everything the agent has).
+    let victim = archived[0].clone();
+    let base = fx.server.base_url();
+    let (status, _) = http("DELETE", &format!("{base}/v1/call-log/{victim}"), Some(KEY));
+    assert_eq!(status, 200);
+    let stderr = labelled(&["--full", "--prune"]);
+    assert!(
+        stderr.contains("not pruned: this walk (window all, label production) does not cover"),
+        "{stderr}"
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM calls") as usize,
+        production.len()
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM deleted_calls"), 0);
+
+    // The agent's own stream is another stream, with its own state; its full walk prunes.
+    let out = fx
+        .sync_of("bluejay", &["--agent", &agent, "--full", "--prune"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        strings(&conn, "SELECT scope FROM sync_state ORDER BY scope"),
+        [agent.clone(), format!("{agent}#label=production")]
+    );
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT call_id FROM deleted_calls WHERE mode = 'upstream'"
+        ),
+        [victim]
+    );
+    assert_archive_matches(&conn, &served_calls(&fx.server));
+}
