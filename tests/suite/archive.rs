@@ -839,3 +839,65 @@ fn a_labelled_stream_keeps_its_own_state_and_is_never_pruned() {
     );
     assert_archive_matches(&conn, &served_calls(&fx.server));
 }
+
+/// Every archived call of `provider`: id and raw JSON.
+fn raw_calls(db: &std::path::Path, provider: &str) -> std::collections::BTreeMap<String, String> {
+    let conn = open(db);
+    let mut stmt = conn
+        .prepare("SELECT id, raw_json FROM calls WHERE provider = ?1")
+        .unwrap();
+    stmt.query_map([provider], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn a_page_holding_a_call_without_an_id_fails_its_stream_clearly_and_loses_nothing() {
+    use callvault::providers::ProviderKind;
+    // Each platform against its own simulator, at once: the bad page is retried (it may have
+    // been a cut-off answer) before the stream gives up, and those waits overlap.
+    let runs: Vec<_> = ProviderKind::ALL
+        .into_iter()
+        .map(|kind| {
+            std::thread::spawn(move || {
+                let fx = Fixture::new(sim_config(300, 2));
+                let name = kind.as_str();
+                let out = fx.sync_of(name, &[]).output().unwrap();
+                assert!(out.status.success(), "{name}: {}", stderr_of(&out));
+                let before = raw_calls(&fx.db(), name);
+                assert!(before.len() >= 300, "{name}: {}", before.len());
+
+                let added = fx.server.sim.add_calls_of(kind, 0, 3);
+                let bad = added[1].clone();
+                fx.server.sim.serve_without_id(&bad);
+                let out = fx.sync_of(name, &[]).output().unwrap();
+                let stderr = stderr_of(&out);
+                // Bluejay and Cartesia list per agent (the other agent's stream completes);
+                // Clarion and Ultravox list the whole account in one stream.
+                let expected = match kind {
+                    ProviderKind::Bluejay | ProviderKind::Cartesia => 3,
+                    ProviderKind::Clarion | ProviderKind::Ultravox => 1,
+                };
+                assert_eq!(out.status.code(), Some(expected), "{name}: {stderr}");
+                assert!(
+                    stderr.contains("has no id") || stderr.contains("has no callId"),
+                    "{name}: {stderr}"
+                );
+                assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+                let after = raw_calls(&fx.db(), name);
+                assert!(
+                    !after.contains_key(&bad),
+                    "{name}: the bad call was archived"
+                );
+                for (id, raw) in &before {
+                    assert_eq!(after.get(id), Some(raw), "{name}: {id} kept as it was");
+                }
+                assert_no_orphans(&open(&fx.db()));
+            })
+        })
+        .collect();
+    for run in runs {
+        run.join().unwrap();
+    }
+}
