@@ -369,7 +369,6 @@ pub fn parse_call_log(raw: &str) -> Result<CallRecord, CallLogError> {
         .is_some_and(|s| FINAL_STATUSES.contains(&s))
         && !evaluations.is_empty();
     Ok(CallRecord {
-        provider: Some(ProviderKind::Bluejay),
         agent_id: f.text("agent_id"),
         external_agent_id: f.text("external_agent_id"),
         status,
