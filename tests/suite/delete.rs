@@ -880,7 +880,8 @@ fn a_job_left_by_a_dead_process_resumes_and_a_live_ones_is_refused_with_its_caus
 #[test]
 fn a_delete_through_faults_stops_when_asked_to_wait_too_long_and_resume_finishes_it() {
     const PLANNED: usize = 150;
-    // Each answer takes 10 ms, so the job is still under way when the test steps in.
+    // Each answer takes 10 ms and two are in flight at once, so the job is still under way
+    // (for 0.6 s more at least) when the test steps in.
     let fx = Fixture::new(SimConfig {
         latency: Duration::from_millis(10),
         ..sim_config(300, 2)
@@ -919,7 +920,7 @@ fn a_delete_through_faults_stops_when_asked_to_wait_too_long_and_resume_finishes
             &selection,
             "--yes",
             "--concurrency",
-            "4",
+            "2",
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

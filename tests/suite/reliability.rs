@@ -399,7 +399,7 @@ fn rps_bounds_the_request_rate_of_the_whole_run() {
 #[test]
 fn two_syncs_of_one_archive_at_once_both_finish_and_agree_with_the_provider() {
     let fx = Fixture::new(SimConfig {
-        latency: Duration::from_millis(3),
+        latency: Duration::from_millis(5),
         ..sim_config(2_000, 2)
     });
     let spawn = || {
@@ -442,11 +442,11 @@ fn two_syncs_of_one_archive_at_once_both_finish_and_agree_with_the_provider() {
 #[test]
 fn a_delete_while_a_sync_writes_waits_its_turn_and_both_finish() {
     let fx = Fixture::new(SimConfig {
-        latency: Duration::from_millis(20),
+        latency: Duration::from_millis(40),
         ..sim_config(400, 1)
     });
     assert!(fx.sync().output().unwrap().status.success());
-    // Thousands of new calls: the next sync commits page after page for a while.
+    // Thousands of new calls: the next sync commits page after page for two seconds or more.
     fx.server.sim.add_calls(0, 5_000);
     let sync = fx
         .std_cmd()
