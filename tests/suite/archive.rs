@@ -1,5 +1,5 @@
-//! The archive core: full and incremental sync, sort-order independence, bad input, keys,
-//! config, status, query, the simulator and the demo.
+//! The archive core: full and incremental sync, sort-order independence, labelled streams,
+//! bad input (a call without an id), keys, config, status, query, the simulator and the demo.
 
 use callvault::sim::{SimConfig, SimServer, SortOrder};
 use serde_json::Value;
@@ -652,118 +652,6 @@ fn the_simulators_bluejay_answers_match_bluejays_openapi() {
         }
     }
     assert_eq!(pages, 3);
-}
-
-/// An archive at schema version 1 holding `n` calls of an agent the simulator does not know,
-/// each with a tag, a participant, an evaluation and a transcript turn.
-fn schema_1_archive(path: &std::path::Path, n: u32) {
-    rusqlite::Connection::open(path)
-        .unwrap()
-        .execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
-             {}; PRAGMA user_version = 1;
-             BEGIN;
-             WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < {n})
-             INSERT INTO calls (provider, id, agent_id, created_at, raw_json, raw_hash, synced_at)
-             SELECT 'bluejay', 'old-' || i, 'retired-agent', '2025-01-02T03:04:05.000Z',
-                    '{{\"id\":\"old-' || i || '\"}}', i, '2025-01-02T04:00:00.000Z' FROM k;
-             INSERT INTO call_tags (provider, call_id, tag) SELECT provider, id, 'vip' FROM calls;
-             INSERT INTO participants (provider, call_id, idx, role)
-             SELECT provider, id, 0, 'AGENT' FROM calls;
-             INSERT INTO evaluations (provider, id, call_id, raw_json)
-             SELECT provider, 'e-' || id, id, '{{}}' FROM calls;
-             INSERT INTO transcript_turns (provider, call_id, idx, text)
-             SELECT provider, id, 0, 'hello' FROM calls;
-             COMMIT;",
-            callvault::store::SCHEMA
-        ))
-        .unwrap();
-}
-
-/// The archive's schema version, read beside a writer (0 while it cannot be read).
-fn schema_version(db: &std::path::Path) -> i64 {
-    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
-        .unwrap_or(0)
-}
-
-#[test]
-fn a_schema_upgrade_killed_mid_step_leaves_a_whole_version_and_the_next_run_finishes_it() {
-    const OLD_CALLS: u32 = 40_000;
-    let fx = Fixture::new(sim_config(100, 1));
-    schema_1_archive(&fx.db(), OLD_CALLS);
-    let mut child = fx
-        .std_cmd()
-        .args(fx.sync_args())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Step 2 (an index) is quick; step 3 rebuilds every table of call parts. Kill in it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while schema_version(&fx.db()) < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the upgrade never began"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let version = schema_version(&fx.db());
-    assert!(
-        (2..callvault::store::SCHEMA_VERSION).contains(&version),
-        "killed mid-upgrade: version {version}"
-    );
-    {
-        let conn = open(&fx.db());
-        assert_eq!(
-            conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
-                .unwrap(),
-            "ok"
-        );
-        assert_eq!(count(&conn, "SELECT count(*) FROM calls"), OLD_CALLS as i64);
-        assert_eq!(
-            count(&conn, "SELECT count(*) FROM call_tags"),
-            OLD_CALLS as i64
-        );
-        assert_eq!(
-            count(&conn, "SELECT count(*) FROM sync_runs"),
-            0,
-            "the sync never began"
-        );
-    }
-
-    let out = fx.sync().output().unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let conn = open(&fx.db());
-    assert_eq!(
-        count(&conn, "PRAGMA user_version"),
-        callvault::store::SCHEMA_VERSION
-    );
-    assert_eq!(
-        count(&conn, "SELECT count(*) FROM calls"),
-        OLD_CALLS as i64 + 100
-    );
-    for table in [
-        "call_tags",
-        "participants",
-        "evaluations",
-        "transcript_turns",
-    ] {
-        assert_eq!(
-            count(
-                &conn,
-                &format!(
-                    "SELECT count(*) FROM {table} t JOIN calls c ON c.seq = t.call_seq
-                     WHERE c.agent_id = 'retired-agent'"
-                )
-            ),
-            OLD_CALLS as i64,
-            "{table} of the old calls, each under its call"
-        );
-    }
-    assert_no_orphans(&conn);
 }
 
 #[test]

@@ -760,7 +760,7 @@ fn stats_equal_a_reference_computation_for_every_group() {
     }
 }
 
-fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
+pub(super) fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -774,7 +774,7 @@ fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
     out
 }
 
-fn parquet_rows(files: &[PathBuf]) -> usize {
+pub(super) fn parquet_rows(files: &[PathBuf]) -> usize {
     files
         .iter()
         .map(|f| {
@@ -1075,119 +1075,4 @@ fn duckdb_reads_the_export_and_agrees_with_stats() {
             row["p95"]
         );
     }
-}
-
-/// Names in `dir` that start with `.` (staging folders, temporary files).
-fn hidden_entries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Runs `args` in the background and kills it (SIGKILL) as soon as `dir` shows a hidden
-/// entry (work in progress); tries again, up to 20 times, when the run ended first.
-fn kill_mid_write(fx: &Fixture, args: &[&str], dir: &Path) -> Vec<String> {
-    for _ in 0..20 {
-        let mut child = fx
-            .std_cmd()
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        loop {
-            if !hidden_entries(dir).is_empty() || child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
-        let _ = child.kill();
-        child.wait().unwrap();
-        let left = hidden_entries(dir);
-        if !left.is_empty() {
-            return left;
-        }
-    }
-    panic!("{args:?} always finished before it could be killed");
-}
-
-#[test]
-fn an_export_killed_mid_table_is_redone_whole_by_the_next_run() {
-    let fx = synced(2_000);
-    let out = fx.dir.path().join("export");
-    let o = out.to_str().unwrap();
-    let args = ["export", "--out", o, "--with-raw"];
-    let left = kill_mid_write(&fx, &args, &out);
-    assert!(
-        left.iter().all(|n| n.ends_with(".partial")),
-        "a killed export leaves only staging folders: {left:?}"
-    );
-    run_ok(&fx, &args);
-    assert_eq!(
-        hidden_entries(&out),
-        Vec::<String>::new(),
-        "no staging left"
-    );
-    let conn = open(&fx.db());
-    for table in [
-        "calls",
-        "evaluations",
-        "tool_calls",
-        "call_tags",
-        "transcript_turns",
-    ] {
-        let want = count(&conn, &format!("SELECT count(*) FROM {table}")) as usize;
-        let files = files_under(&out.join(table), "parquet");
-        assert_eq!(parquet_rows(&files), want, "{table} whole, once");
-    }
-}
-
-#[test]
-fn a_query_out_killed_mid_write_keeps_the_old_file_and_the_next_run_ends_clean() {
-    let fx = synced(2_000);
-    let target = fx.dir.path().join("result.csv");
-    let t = target.to_str().unwrap();
-    let small = [
-        "query",
-        "SELECT id FROM calls ORDER BY id LIMIT 3",
-        "--format",
-        "csv",
-        "--out",
-        t,
-    ];
-    run_ok(&fx, &small);
-    let before = std::fs::read(&target).unwrap();
-    // Every column, raw JSON included, of every call, several times over: megabytes to write.
-    let big_sql =
-        "SELECT c.*, k.n FROM calls c, (SELECT 1 AS n UNION ALL SELECT 2 UNION ALL SELECT 3) k";
-    let big = ["query", big_sql, "--format", "csv", "--out", t];
-    let left = kill_mid_write(&fx, &big, fx.dir.path());
-    assert!(
-        left.iter().any(|n| n.starts_with(".result.csv.")),
-        "killed while writing: {left:?}"
-    );
-    assert_eq!(
-        std::fs::read(&target).unwrap(),
-        before,
-        "the old file is intact"
-    );
-
-    run_ok(&fx, &big);
-    let written = std::fs::read_to_string(&target).unwrap();
-    assert_eq!(
-        csv::Reader::from_reader(written.as_bytes())
-            .records()
-            .count(),
-        6_000
-    );
-    assert_eq!(
-        hidden_entries(fx.dir.path()),
-        Vec::<String>::new(),
-        "the killed run's temporary file is gone"
-    );
 }

@@ -1,5 +1,5 @@
 //! Sync reliability: faults, kill -9 and resume, churn during walks, late evaluations,
-//! partial failure, rate limits, pruning and never resurrecting deleted calls.
+//! partial failure, rate limits, pruning, and two processes writing one archive at once.
 
 use std::time::{Duration, Instant};
 

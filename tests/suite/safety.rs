@@ -1,7 +1,8 @@
 //! Where keys and deletes may go: no redirect is followed, each call's delete goes to the
 //! source that archived it, a planted config cannot borrow another variable's secret, a key a
 //! provider echoes is never stored or printed, plain http off this machine needs the user's
-//! word, and bad input is a usage error rather than a panic.
+//! word, two accounts of one provider never mix, statements SQLite calls read-only cannot
+//! change the archive, and bad input (flags, config files) is refused rather than a panic.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
