@@ -880,14 +880,7 @@ fn a_job_left_by_a_dead_process_resumes_and_a_live_ones_is_refused_with_its_caus
 #[test]
 fn a_delete_through_faults_stops_when_asked_to_wait_too_long_and_resume_finishes_it() {
     const PLANNED: usize = 150;
-    // Each answer takes 10 ms and two are in flight at once, so the job is still under way
-    // (for 0.6 s more at least) when the test steps in.
-    let fx = Fixture::new(SimConfig {
-        latency: Duration::from_millis(10),
-        ..sim_config(300, 2)
-    });
-    let out = fx.sync().output().unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    let fx = synced(300, 2);
     let selection =
         format!("SELECT provider, id AS call_id FROM calls ORDER BY created_at LIMIT {PLANNED}");
     let conn = open(&fx.db());
@@ -914,19 +907,13 @@ fn a_delete_through_faults_stops_when_asked_to_wait_too_long_and_resume_finishes
     });
     let mut child = fx
         .std_cmd()
-        .args([
-            "delete",
-            "--select",
-            &selection,
-            "--yes",
-            "--concurrency",
-            "2",
-        ])
+        .args(["delete", "--select", &selection, "--yes", "--rps", "50"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // A fifth of the way through, the provider asks to wait ten minutes: the job stops there.
+    // A fifth of the way through (at 50 requests a second, 2.4 s of the job are still to
+    // come), the provider asks to wait ten minutes: the job stops there.
     let deadline = Instant::now() + Duration::from_secs(60);
     while settled_items(&fx.db()) < PLANNED as i64 / 5 {
         assert!(Instant::now() < deadline, "the job never got going");

@@ -206,7 +206,7 @@ fn an_export_killed_mid_table_is_redone_whole_by_the_next_run() {
 
 #[test]
 fn a_query_out_killed_mid_write_keeps_the_old_file_and_the_next_run_ends_clean() {
-    let fx = synced(2_000);
+    let fx = synced(1_000);
     let target = fx.dir.path().join("result.csv");
     let t = target.to_str().unwrap();
     let small = [
@@ -240,7 +240,7 @@ fn a_query_out_killed_mid_write_keeps_the_old_file_and_the_next_run_ends_clean()
         csv::Reader::from_reader(written.as_bytes())
             .records()
             .count(),
-        6_000
+        3_000
     );
     assert_eq!(
         hidden_entries(fx.dir.path()),
