@@ -6,8 +6,9 @@
 //! bind `127.0.0.1:0`, so there are no port races), serves until its shutdown future
 //! resolves, and exposes hooks (`Simulator`) to change the data while it runs: add calls,
 //! finish unfinished calls late, delete calls as someone else would (tombstones), switch the
-//! sort order, and read back every call it would serve, the list answers it gave (truncated
-//! or whole) and every DELETE it received. `SimServer` runs one on a thread of its own, for
+//! sort order, churn for a number of list requests, serve a call without its id, and read back
+//! every call it would serve, the list answers it gave (truncated or whole), every DELETE it
+//! received and every request with the fault it met. `SimServer` runs one on a thread of its own, for
 //! synchronous tests. It never listens beyond the address it is given.
 
 pub mod bluejay;
