@@ -171,7 +171,10 @@ impl Provider for Bluejay {
         WalkPlan {
             cursors: vec![to_cursor(&cursor)],
             checkpoint: serde_json::json!({ "window": window.as_str() }),
-            description: format!("window {window}"),
+            description: match &scope.label {
+                Some(label) => format!("window {window}, label {label}"),
+                None => format!("window {window}"),
+            },
             covers_everything: window == Window::All && scope.label.is_none(),
         }
     }
@@ -363,7 +366,6 @@ pub fn parse_call_log(raw: &str) -> Result<CallRecord, CallLogError> {
         .is_some_and(|s| FINAL_STATUSES.contains(&s))
         && !evaluations.is_empty();
     Ok(CallRecord {
-        provider: Some(ProviderKind::Bluejay),
         agent_id: f.text("agent_id"),
         external_agent_id: f.text("external_agent_id"),
         status,

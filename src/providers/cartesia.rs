@@ -401,7 +401,6 @@ pub fn parse_agent_call(raw: &str) -> Result<CallRecord, AgentCallError> {
         });
     }
     Ok(CallRecord {
-        provider: Some(ProviderKind::Cartesia),
         agent_id: f.text("agent_id"),
         external_agent_id: f.text("deployment_id"),
         settled: status

@@ -687,7 +687,6 @@ pub fn parse_call(raw: &str) -> Result<CallRecord, CallError> {
         .map(|a| evaluation(&id, a, f, end.clone(), transcript.len()))
         .collect();
     Ok(CallRecord {
-        provider: Some(ProviderKind::Clarion),
         agent_id: f
             .get("assistant_id")
             .and_then(|a| integer_text(a).or_else(|| a.as_str().map(str::to_string))),

@@ -418,7 +418,6 @@ pub trait Provider: Send + Sync {
 /// A call in callvault's canonical form, with every child record it carries.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CallRecord {
-    pub provider: Option<ProviderKind>,
     pub id: String,
     pub agent_id: Option<String>,
     pub external_agent_id: Option<String>,

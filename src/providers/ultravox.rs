@@ -540,7 +540,6 @@ pub fn parse_call(raw: &str) -> Result<CallRecord, RecordError> {
         }
     }
     Ok(CallRecord {
-        provider: Some(KIND),
         agent_id: f
             .text("agentId")
             .or_else(|| f.object("agent").text("agentId")),

@@ -5,7 +5,9 @@
 //! `2026-11-02`); Parquet keeps them typed (`TIMESTAMP(ms, UTC)`, `DATE`) and carries
 //! callvault's key-value metadata (`Provenance`). `write_file` writes to a temporary file in
 //! the destination's folder and renames it into place only once everything is written, so a
-//! failed run leaves no half file behind.
+//! failed run leaves no half file behind. A killed run cannot remove its temporary file; the
+//! file's name carries the run's process id, and the next write to the same path removes the
+//! temporaries of processes that are gone.
 
 use std::io::Write;
 use std::path::Path;
@@ -218,7 +220,8 @@ pub fn atomic_write(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(cannot(e)),
     };
-    let prefix = format!(".{name}.");
+    remove_stale_temporaries(folder, &name);
+    let prefix = format!(".{name}.{}.", std::process::id());
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
     if let Some(permissions) = existing.or_else(new_file_permissions) {
@@ -243,6 +246,35 @@ fn new_file_permissions() -> Option<std::fs::Permissions> {
 #[cfg(not(unix))]
 fn new_file_permissions() -> Option<std::fs::Permissions> {
     None
+}
+
+/// Removes the temporary files (`.{name}.{pid}.{random}.tmp`) that runs killed while writing
+/// `name` left in `folder`: those of processes that are no longer running.
+fn remove_stale_temporaries(folder: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        // Exactly `{pid}.{random}`: a longer name belongs to another file (`name.1`).
+        let Some((pid, random)) = rest.split_once('.') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i64>() else {
+            continue;
+        };
+        if random.chars().all(|c| c.is_ascii_alphanumeric()) && !crate::store::process_alive(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -304,5 +336,35 @@ mod tests {
         let missing = dir.path().join("no/such/folder/out.csv");
         let err = atomic_write(&missing, |_| Ok(())).unwrap_err().to_string();
         assert!(err.contains("no/such/folder/out.csv"), "{err}");
+    }
+
+    #[test]
+    fn a_write_removes_what_dead_runs_left_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            ".out.csv.4194999.Ab12Cd.tmp",   // a run that is gone
+            ".out.csv.1.Ab12Cd.tmp",         // PID 1 is no callvault
+            ".out.csv.1.4194999.Ab12Cd.tmp", // `out.csv.1`'s
+            ".other.csv.4194999.Ab12Cd.tmp",
+            ".out.csv.Ab12Cd.tmp",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        atomic_write(&dir.path().join("out.csv"), |w| Ok(w.write_all(b"a\n")?)).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".other.csv.4194999.Ab12Cd.tmp",
+                ".out.csv.1.4194999.Ab12Cd.tmp",
+                ".out.csv.Ab12Cd.tmp",
+                "out.csv"
+            ]
+        );
     }
 }

@@ -86,8 +86,8 @@ pub struct Archive {
 }
 
 /// Whether `pid` is another running callvault. A PID the system gave to some other program
-/// since is not: its job was left behind and may be resumed.
-fn process_alive(pid: i64) -> bool {
+/// since is not: its job (or temporary file) was left behind.
+pub(crate) fn process_alive(pid: i64) -> bool {
     if pid == std::process::id() as i64 {
         return false;
     }
