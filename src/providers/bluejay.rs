@@ -225,7 +225,7 @@ impl Provider for Bluejay {
                         .into_iter()
                         .map(|raw| parse_call_log(raw.get()))
                         .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| response.malformed(ProviderKind::Bluejay, &endpoint, e))?;
+                        .map_err(|e| response.unusable(ProviderKind::Bluejay, &endpoint, e))?;
                     let next = if cursor.page == 1 {
                         let total_pages = list.total_pages.unwrap_or(1);
                         (2..=total_pages)

@@ -235,7 +235,7 @@ impl Provider for Cartesia {
                 .into_iter()
                 .map(|raw| parse_agent_call(raw.get()))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| response.malformed(ProviderKind::Cartesia, &endpoint, e))?;
+                .map_err(|e| response.unusable(ProviderKind::Cartesia, &endpoint, e))?;
             let starts: Vec<DateTime<Utc>> = calls
                 .iter()
                 .filter_map(|c| c.start_time.as_deref().and_then(parse_timestamp))

@@ -241,7 +241,7 @@ impl Clarion {
                 .into_iter()
                 .map(|raw| parse_call(raw.get()))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| response.malformed(ProviderKind::Clarion, &endpoint, e))
+                .map_err(|e| response.unusable(ProviderKind::Clarion, &endpoint, e))
         })
         .await
     }

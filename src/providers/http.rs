@@ -109,6 +109,21 @@ impl HttpResponse {
             .map_err(|e| self.malformed(provider, endpoint, e))
     }
 
+    /// A record in a well-formed answer that callvault cannot archive (see
+    /// `ProviderError::Unusable`).
+    pub fn unusable(
+        &self,
+        provider: ProviderKind,
+        endpoint: &str,
+        err: impl std::fmt::Display,
+    ) -> ProviderError {
+        ProviderError::Unusable {
+            provider,
+            endpoint: endpoint.to_string(),
+            message: err.to_string(),
+        }
+    }
+
     pub fn malformed(
         &self,
         provider: ProviderKind,
@@ -466,7 +481,7 @@ mod tests {
 
     #[test]
     fn which_answers_are_retried() {
-        // 408, 429 and every 5xx may succeed if sent again; other 4xx never will.
+        // 408, 409, 429 and every 5xx may succeed if sent again; other 4xx never will.
         let table = [
             (400, false),
             (401, false),
@@ -474,7 +489,7 @@ mod tests {
             (404, false),
             (405, false),
             (408, true),
-            (409, false),
+            (409, true),
             (410, false),
             (422, false),
             (429, true),
@@ -517,6 +532,14 @@ mod tests {
                 ProviderError::Unsupported {
                     provider: kind,
                     what: "x".into(),
+                },
+                false,
+            ),
+            (
+                ProviderError::Unusable {
+                    provider: kind,
+                    endpoint: endpoint.clone(),
+                    message: "a call has no id".into(),
                 },
                 false,
             ),

@@ -573,6 +573,14 @@ pub enum ProviderError {
         #[source]
         source: reqwest::Error,
     },
+    /// A well-formed answer holding a record callvault cannot archive (a call without an
+    /// id): asking again gets the same record, so it is not retried.
+    #[error("{provider} sent a record callvault cannot archive at {endpoint}: {message}")]
+    Unusable {
+        provider: ProviderKind,
+        endpoint: String,
+        message: String,
+    },
     #[error("{provider} sent a malformed body at {endpoint}: {message}")]
     Malformed {
         provider: ProviderKind,
@@ -616,15 +624,17 @@ impl ProviderError {
     /// Whether the same request may succeed if sent again.
     pub fn is_retryable(&self) -> bool {
         match self {
+            // 409 too, as Cartesia's own SDK retries it.
             ProviderError::Status { status, .. } => {
-                *status == 429 || *status == 408 || *status >= 500
+                matches!(*status, 408 | 409 | 429) || *status >= 500
             }
             ProviderError::Transport { .. } | ProviderError::Malformed { .. } => true,
             ProviderError::Unauthorized { .. }
             | ProviderError::Invalid { .. }
             | ProviderError::WaitTooLong { .. }
             | ProviderError::Unsupported { .. }
-            | ProviderError::Truncated { .. } => false,
+            | ProviderError::Truncated { .. }
+            | ProviderError::Unusable { .. } => false,
         }
     }
 

@@ -380,7 +380,7 @@ impl Provider for Ultravox {
                         .collect::<Result<_, _>>()
                         .map(Listed::Deleted),
                 };
-                let listed = listed.map_err(|e| response.malformed(KIND, endpoint, e))?;
+                let listed = listed.map_err(|e| response.unusable(KIND, endpoint, e))?;
                 Ok((listed, envelope.next))
             })
             .await?;

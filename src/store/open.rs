@@ -21,6 +21,11 @@ const CACHE_KIB: i64 = 64 * 1024;
 /// about 1,480 to 1,280 a second (every read searches a longer WAL index).
 const CHECKPOINT_PAGES: i64 = 4_096;
 
+/// How long a writer waits for another process's write transaction (a second sync or a delete
+/// on the same archive) before giving up. A busy writer frees the lock only between its
+/// commits, so the wait is generous; readers never wait for writers (WAL).
+const WRITE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What a WAL file is cut back to once a checkpoint has emptied it.
 const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
 
@@ -60,7 +65,7 @@ impl Archive {
     pub fn open(path: &Path) -> Result<Archive, StoreError> {
         check_header(path)?;
         let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(WRITE_LOCK_WAIT)?;
         conn.set_prepared_statement_cache_capacity(64);
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
