@@ -194,7 +194,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="runs of callvault and the Python baseline")
     ap.add_argument("--dlt-runs", default="3,1", help="runs of each dlt destination: one number, or one per size")
     ap.add_argument("--dlt-timeout", type=float, default=900, help="seconds before a dlt run is stopped")
-    ap.add_argument("--destinations", default="duckdb-parquet,sqlite,duckdb:20000:1",
+    ap.add_argument("--destinations", default="duckdb-parquet,sqlite:20000",
                     help="dlt destinations NAME[:MAXCALLS[:RUNS]]: duckdb or sqlite, with -FORMAT for a loader"
                          " file format other than the destination's preferred one")
     ap.add_argument("--dlt-parallelized", action="store_true",
@@ -219,6 +219,7 @@ def main():
         except ImportError:
             pass
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), flush=True)
+    print("load average at the start: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
 
     names = ["callvault"] + [f"dlt {d}" for d, _, _ in dests] + ([] if args.skip_python else ["python"])
     results, runs_log = [], []
@@ -265,7 +266,8 @@ def main():
                     "rss_mb": max(m for _, m in runs), "runs": len(runs)}
             results.append(row)
 
-    print(f"\n(all of it took {time.monotonic() - started_all:.0f} s)\n")
+    print(f"\n(all of it took {time.monotonic() - started_all:.0f} s; load average at the end:"
+          " %.2f %.2f %.2f)\n" % os.getloadavg())
     header = ["calls", "latency"] + names + ["callvault / best dlt"] + (["callvault / python"] if not args.skip_python else [])
     lines = []
     for row in results:

@@ -428,6 +428,14 @@ impl Simulator {
             .is_some_and(|v| v == state.api_key)
     }
 
+    /// A live call of `kind` by id, with what renders it; the lock is released before
+    /// rendering.
+    fn find_call(&self, kind: ProviderKind, id: &str) -> Option<(data::CallSlot, data::Renderer)> {
+        let state = self.lock();
+        let data = state.data.get(kind);
+        data.slot_of(id).map(|slot| (slot, data.renderer()))
+    }
+
     /// Whether `Authorization: Bearer <key>` holds the key.
     fn authorized_bearer(&self, headers: &axum::http::HeaderMap) -> bool {
         let state = self.lock();
