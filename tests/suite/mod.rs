@@ -2,6 +2,7 @@ mod archive;
 mod cartesia;
 mod clarion;
 mod delete;
+mod lake;
 mod query;
 mod reliability;
 mod safety;

@@ -250,6 +250,7 @@ mod tests {
             partition: Partitioning::default(),
             with_raw: false,
             compression: Compression::default(),
+            force: false,
         };
         let whole = plan(&conn, &options, "calls").unwrap();
         assert_eq!(whole.range, Some(RangeKey::CallsColumns));
@@ -325,7 +326,7 @@ mod tests {
                     let path = entry.unwrap().path();
                     if path.is_dir() {
                         folders.push(path);
-                    } else {
+                    } else if path.extension().is_some_and(|e| e == "parquet") {
                         files.push(path);
                     }
                 }

@@ -10,7 +10,13 @@
 //! `raw_json` and `raw_hash` are left out unless asked for, `seq` and `call_seq` always.
 //! Partition columns live in the folder names only (the hive convention); `day` is the UTC date
 //! of the call's `created_at`, for child tables too. Each table is written into a hidden folder
-//! first and renamed into place when complete, so a failed export never leaves a half table.
+//! first and renamed into place when complete, so a failed export never leaves a half table;
+//! a table folder is replaced only if callvault wrote it (`target`), and every table's folder
+//! is checked before any is replaced.
+//!
+//! `--incremental` keeps `DIR` as a lake instead (`lake`): only the partitions whose content
+//! changed since the last export are rewritten, each file replaced atomically, and a manifest
+//! (`manifest`) says what the lake holds.
 //!
 //! A table goes through three threads: the caller's steps SQLite and copies blocks of rows out
 //! (`RawRows`, sealed into a `Block` once its text is checked), the next builds frames, the
@@ -19,17 +25,21 @@
 //! two connections in one snapshot, each half into its own file (`part-0`, `part-1`); the two
 //! together are checked against the table's row count.
 //!
-//! Files by concern: `options` (what the user asks for), `snapshot` (two readers in one read
-//! transaction), `plan` (the SELECT of a table), `parts` (the open output files and their
-//! hive folders), `halves` (cutting a large table in two ranges), `pipeline` (the three
-//! threads from SQLite rows to written files).
+//! Files by concern: `options` (what the user asks for), `target` (what may be replaced),
+//! `snapshot` (two readers in one read transaction), `plan` (the SELECT of a table or of one
+//! partition), `parts` (the open output files and their hive folders), `halves` (cutting a
+//! large table in two ranges), `pipeline` (the three threads from SQLite rows to written
+//! files), `lake` and `manifest` (incremental exports).
 
 mod halves;
+mod lake;
+mod manifest;
 mod options;
 mod parts;
 mod pipeline;
 mod plan;
 mod snapshot;
+mod target;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +55,9 @@ use pipeline::write_chunks;
 pub use pipeline::CHUNK_ROWS;
 use plan::plan;
 use snapshot::begin_in_one_snapshot;
+use target::{check_replaceable, remove_target, write_marker};
+
+pub use lake::{export_lake, LakeExport};
 
 /// The tables exported when none are named: every table that holds call content.
 pub const DEFAULT_TABLES: &[&str] = &crate::store::CALL_CONTENT_TABLES;
@@ -74,16 +87,29 @@ fn export_splitting_at(
     snapshot: &Provenance,
     split_rows: u64,
 ) -> Result<Vec<TableExport>, QueryError> {
+    for table in &options.tables {
+        check_replaceable(&options.out.join(table), options.force)?;
+    }
     std::fs::create_dir_all(&options.out).map_err(|source| QueryError::OutFile {
         path: options.out.clone(),
         source,
     })?;
+    // A lake's manifest would no longer say what the folder holds.
+    manifest::forget(&options.out)?;
     let mut helper = begin_in_one_snapshot(conn)?;
     let result = options
         .tables
         .iter()
-        .map(|table| export_table(conn, helper.as_mut(), options, snapshot, table, split_rows))
-        .collect();
+        .map(|table| plan(conn, options, table))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|plans| {
+            plans
+                .into_iter()
+                .map(|plan| {
+                    export_table(conn, helper.as_mut(), options, snapshot, plan, split_rows)
+                })
+                .collect()
+        });
     conn.execute_batch("COMMIT")?;
     if let Some(helper) = &helper {
         helper.execute_batch("COMMIT")?;
@@ -96,10 +122,10 @@ fn export_table(
     helper: Option<&mut Connection>,
     options: &ExportOptions,
     snapshot: &Provenance,
-    table: &str,
+    plan: plan::Plan,
     split_rows: u64,
 ) -> Result<TableExport, QueryError> {
-    let plan = plan(conn, options, table)?;
+    let table = plan.table.as_str();
     let folder = options.out.join(table);
     let staging = options.out.join(format!(".{table}.partial"));
     let cannot = |path: &Path| {
@@ -110,6 +136,7 @@ fn export_table(
         std::fs::remove_dir_all(&staging).map_err(cannot(&staging))?;
     }
     std::fs::create_dir_all(&staging).map_err(cannot(&staging))?;
+    write_marker(&staging)?;
     let new_parts = |first_number: usize| Parts {
         root: &staging,
         format: options.format,
@@ -148,9 +175,7 @@ fn export_table(
         }
     };
     let files = parts.files + second_parts.files;
-    if folder.exists() {
-        std::fs::remove_dir_all(&folder).map_err(cannot(&folder))?;
-    }
+    remove_target(&folder)?;
     std::fs::rename(&staging, &folder).map_err(cannot(&folder))?;
     Ok(TableExport {
         table: table.to_string(),

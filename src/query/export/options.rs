@@ -18,6 +18,11 @@ impl ExportFormat {
             ExportFormat::Csv => "csv",
         }
     }
+
+    /// The name `--format` takes, as a lake's manifest records it.
+    pub(super) fn name(self) -> &'static str {
+        self.extension()
+    }
 }
 
 /// Parquet compression of `export`. zstd at level 1 is the default: on call data its files are
@@ -33,6 +38,16 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The name `--compression` takes, as a lake's manifest records it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
+            Compression::Snappy => "snappy",
+            Compression::Uncompressed => "uncompressed",
+        }
+    }
+
     pub(super) fn parquet(self) -> ParquetCompression {
         match self {
             Compression::Zstd => ParquetCompression::Zstd(ZstdLevel::try_new(1).ok()),
@@ -72,6 +87,8 @@ pub struct ExportOptions {
     pub with_raw: bool,
     /// Parquet only.
     pub compression: Compression,
+    /// Replace whatever is named like a table, even if callvault did not write it.
+    pub force: bool,
 }
 
 #[cfg(test)]

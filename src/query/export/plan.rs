@@ -147,3 +147,204 @@ pub(super) fn plan(
         range,
     })
 }
+
+/// The calls of one lake partition, the rows of `calls` whose provider is `provider` and whose
+/// `created_at` starts with `day` ('' for calls without a day: `store::changes` keys those
+/// so), as a condition on the calls aliased `alias`, with its parameters. A range of
+/// `calls_columns` (provider, created_at) narrows the search; the `substr` check makes it exact
+/// for any text (`char(1114111)` sorts after every character).
+fn partition_filter(
+    alias: &str,
+    provider: &str,
+    day: &str,
+) -> (String, Vec<(&'static str, Value)>) {
+    let mut params = vec![(":p", Value::Text(provider.to_string()))];
+    let day_check = if day.is_empty() {
+        format!("({alias}.created_at IS NULL OR {alias}.created_at = '')")
+    } else {
+        params.push((":d", Value::Text(day.to_string())));
+        format!(
+            "{alias}.created_at >= :d AND {alias}.created_at < :d || char(1114111)
+             AND substr({alias}.created_at, 1, 10) = :d"
+        )
+    };
+    (format!("{alias}.provider = :p AND {day_check}"), params)
+}
+
+/// The `seq` of every call of one lake partition, the key its parts are found by.
+pub(super) fn partition_seqs(
+    conn: &Connection,
+    provider: &str,
+    day: &str,
+) -> Result<Vec<i64>, QueryError> {
+    let (filter, params) = partition_filter("c", provider, day);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT c.seq FROM calls c INDEXED BY calls_columns WHERE {filter}"
+    ))?;
+    for (name, value) in &params {
+        stmt.raw_bind_parameter(*name, value)?;
+    }
+    let mut rows = stmt.raw_query();
+    let mut seqs = Vec::new();
+    while let Some(row) = rows.next()? {
+        if let Some(seq) = row.get::<_, Option<i64>>(0)? {
+            seqs.push(seq);
+        }
+    }
+    Ok(seqs)
+}
+
+/// `whole`'s file columns (a plan partitioned by provider and day, so without `provider`),
+/// read for one lake partition: for `calls`, a range of `calls_columns`; for a table of call
+/// content, the rows of the calls `seqs` (`partition_seqs`), each found by its `call_seq`.
+pub(super) fn partition_plan(whole: &Plan, provider: &str, day: &str, seqs: &[i64]) -> Plan {
+    let columns: Vec<String> = whole
+        .names
+        .iter()
+        .map(|c| format!("t.{}", quote(c)))
+        .collect();
+    let columns = columns.join(", ");
+    let (sql, params) = if whole.table == "calls" {
+        let (filter, params) = partition_filter("t", provider, day);
+        (
+            format!("SELECT {columns} FROM calls t INDEXED BY calls_columns WHERE {filter}"),
+            params,
+        )
+    } else {
+        let list: Vec<String> = seqs.iter().map(i64::to_string).collect();
+        (
+            format!(
+                "SELECT {columns} FROM {} t
+                 WHERE t.call_seq IN (SELECT value FROM json_each(:seqs))",
+                quote(&whole.table)
+            ),
+            vec![(":seqs", Value::Text(format!("[{}]", list.join(","))))],
+        )
+    };
+    Plan {
+        sql,
+        params,
+        columns,
+        keys: 0,
+        range: None,
+        ..whole.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::new_archive;
+    use super::super::{Compression, ExportFormat, Partitioning};
+    use super::*;
+
+    #[test]
+    fn a_partition_is_read_by_index_ranges_and_holds_exactly_its_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writable) = new_archive(dir.path());
+        let days = [
+            Some("2026-11-01T23:59:59.999Z"),
+            Some("2026-11-02T00:00:00.000Z"),
+            Some("2026-11-02T12:00:00.000Z"),
+            Some("2026-11-02"),
+            Some("2026-11-03T00:00:00.000Z"),
+            None,
+        ];
+        for (i, created) in days.iter().enumerate() {
+            writable
+                .execute(
+                    "INSERT INTO calls (provider, id, created_at, raw_json, raw_hash, synced_at, seq)
+                     VALUES ('a', ?1, ?2, '{}', 0, 'x', ?3)",
+                    rusqlite::params![format!("c{i}"), created, i as i64 + 1],
+                )
+                .unwrap();
+            writable
+                .execute(
+                    "INSERT INTO call_tags (provider, call_id, tag, call_seq) VALUES ('a', ?1, 't', ?2)",
+                    rusqlite::params![format!("c{i}"), i as i64 + 1],
+                )
+                .unwrap();
+        }
+        writable
+            .execute_batch(
+                "INSERT INTO calls (provider, id, created_at, raw_json, raw_hash, synced_at, seq)
+                 VALUES ('b', 'other', '2026-11-02T01:00:00.000Z', '{}', 0, 'x', 99)",
+            )
+            .unwrap();
+        let conn = crate::store::Archive::open_read_only(&path).unwrap();
+        let options = ExportOptions {
+            out: dir.path().into(),
+            format: ExportFormat::Parquet,
+            tables: Vec::new(),
+            partition: Partitioning {
+                provider: true,
+                day: true,
+            },
+            with_raw: false,
+            compression: Compression::default(),
+            force: false,
+        };
+        let ids = |plan: &Plan, column: usize| -> Vec<String> {
+            let mut stmt = conn.prepare(&plan.sql).unwrap();
+            for (name, value) in &plan.params {
+                stmt.raw_bind_parameter(*name, value).unwrap();
+            }
+            let mut rows = stmt.raw_query();
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                out.push(row.get::<_, String>(column).unwrap());
+            }
+            out.sort();
+            out
+        };
+        let calls = plan(&conn, &options, "calls").unwrap();
+        let tags = plan(&conn, &options, "call_tags").unwrap();
+        let id = calls.names.iter().position(|n| n == "id").unwrap();
+        let call_id = tags.names.iter().position(|n| n == "call_id").unwrap();
+        for (day, want) in [
+            ("2026-11-02", vec!["c1", "c2", "c3"]),
+            ("2026-11-01", vec!["c0"]),
+            ("", vec!["c5"]),
+        ] {
+            let seqs = partition_seqs(&conn, "a", day).unwrap();
+            assert_eq!(seqs.len(), want.len(), "{day}");
+            assert_eq!(ids(&partition_plan(&calls, "a", day, &seqs), id), want);
+            assert_eq!(ids(&partition_plan(&tags, "a", day, &seqs), call_id), want);
+        }
+
+        let steps = |plan: &Plan| -> Vec<String> {
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", plan.sql))
+                .unwrap();
+            for (name, value) in &plan.params {
+                stmt.raw_bind_parameter(*name, value).unwrap();
+            }
+            let mut rows = stmt.raw_query();
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                out.push(row.get::<_, String>(3).unwrap());
+            }
+            out
+        };
+        let seqs = [2, 3];
+        let read = steps(&partition_plan(&calls, "a", "2026-11-02", &seqs));
+        assert!(
+            read.iter().any(|s| s.starts_with(
+                "SEARCH t USING COVERING INDEX calls_columns (provider=? AND created_at>? AND created_at<?)"
+            )),
+            "{read:?}"
+        );
+        let evaluations = plan(&conn, &options, "evaluations").unwrap();
+        for (plan, index) in [
+            (&tags, "PRIMARY KEY (call_seq=?)"),
+            (&evaluations, "INDEX evaluations_seq (call_seq=?)"),
+        ] {
+            let read = steps(&partition_plan(plan, "a", "2026-11-02", &seqs));
+            assert!(
+                read.iter()
+                    .any(|s| s.starts_with("SEARCH t USING") && s.ends_with(index)),
+                "{read:?}"
+            );
+            assert!(!read.iter().any(|s| s.starts_with("SCAN t")), "{read:?}");
+        }
+    }
+}
