@@ -553,7 +553,7 @@ fn stats_equal_a_reference_computation_for_every_group() {
     }
 }
 
-fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
+pub(super) fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -776,7 +776,7 @@ fn pydeps() -> PathBuf {
     target.join("pydeps")
 }
 
-fn python_with_duckdb() -> std::process::Command {
+pub(super) fn python_with_duckdb() -> std::process::Command {
     let deps = pydeps();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let importable = std::process::Command::new("python3")

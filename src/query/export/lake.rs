@@ -28,6 +28,7 @@ use super::manifest::{self, Found, LakeOptions, Manifest, Partition, TableFile};
 use super::parts::{hive_segment, Parts};
 use super::pipeline::write_chunks;
 use super::plan::{partition_plan, partition_seqs, plan, Plan};
+use super::snapshot::begin_in_one_snapshot;
 use super::target::{check_replaceable, remove_target, write_marker, MARKER};
 use super::{ExportFormat, ExportOptions, Partitioning};
 
@@ -92,14 +93,17 @@ pub fn export_lake(
         check_replaceable(&out.join(table), options.force)?;
     }
 
-    conn.execute_batch("BEGIN")?;
+    let mut helper = begin_in_one_snapshot(conn)?;
     let read = read_changes(conn, options, &found, &wanted, full);
     let staged = read.and_then(|(archive_id, base, changed, vanished)| {
-        let staged = stage(conn, options, snapshot, &changed)?;
+        let staged = stage(conn, helper.as_mut(), options, snapshot, &changed)?;
         Ok((archive_id, base, staged, vanished))
     });
     // Only read; a rollback and a commit end it alike.
     let ended = conn.execute_batch("COMMIT");
+    if let Some(helper) = &helper {
+        helper.execute_batch("COMMIT")?;
+    }
     let (archive_id, base, staged, vanished) = match staged {
         Ok(staged) => staged,
         Err(e) => {
@@ -345,9 +349,14 @@ fn files_intact(out: &Path, partition: &Partition) -> bool {
     })
 }
 
-/// Writes every changed partition's files into the staging folder.
+/// Writes every changed partition's files into the staging folder: on `conn` alone, or with
+/// `helper` (a second connection in the same snapshot) taking every other partition on a
+/// thread of its own. A partition's files cost about the same whatever its rows (a writer and
+/// its codec contexts per file, threads started and joined), so two partitions written at
+/// once keep both cores busy where one leaves them waiting on each other.
 fn stage(
     conn: &Connection,
+    helper: Option<&mut Connection>,
     options: &ExportOptions,
     snapshot: &Provenance,
     changed: &[Key],
@@ -360,39 +369,87 @@ fn stage(
         .iter()
         .map(|table| plan(conn, options, table))
         .collect::<Result<_, _>>()?;
-    let mut staged = Vec::with_capacity(changed.len());
-    for key in changed {
-        let seqs = partition_seqs(conn, &key.provider, &key.day)?;
-        let mut files = BTreeMap::new();
-        // A partition without calls has no rows in any table: its parts are found by them.
-        for whole in plans.iter().filter(|_| !seqs.is_empty()) {
-            let root = staging.join(&whole.table).join(&key.folder);
-            let mut parts = Parts {
-                root: &root,
-                format: options.format,
-                compression: options.compression,
-                provenance: Provenance {
-                    source: format!("table {}", whole.table),
-                    ..snapshot.clone()
-                },
-                open: HashMap::new(),
-                next: HashMap::new(),
-                files: 0,
-            };
-            let plan = partition_plan(whole, &key.provider, &key.day, &seqs);
-            let rows = write_chunks(conn, &plan, Partitioning::default(), &mut parts)?;
-            parts.finish_all()?;
-            if rows > 0 {
-                let file = root.join(part_name(options.format));
-                files.insert(whole.table.clone(), (file, rows));
+    let job = Staging {
+        staging: &staging,
+        options,
+        snapshot,
+        plans: &plans,
+    };
+    let Some(helper) = helper.filter(|_| changed.len() > 1) else {
+        return job.run(conn, changed.iter(), 0, 1);
+    };
+    let (staged, theirs) = std::thread::scope(|scope| {
+        let job = &job;
+        let theirs =
+            scope.spawn(move || job.run(&*helper, changed.iter().skip(1).step_by(2), 1, 2));
+        let mine = job.run(conn, changed.iter().step_by(2), 0, 2);
+        let theirs = theirs
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (mine, theirs)
+    });
+    let mut all = staged?;
+    all.extend(theirs?);
+    Ok(all)
+}
+
+/// What staging a share of the changed partitions needs.
+struct Staging<'a> {
+    staging: &'a Path,
+    options: &'a ExportOptions,
+    snapshot: &'a Provenance,
+    plans: &'a [Plan],
+}
+
+impl Staging<'_> {
+    /// Stages `keys` read on `conn`. Staged files lie side by side, numbered
+    /// `first, first + stride, ...` (`part-<n>`) so two sharers never meet: a folder per
+    /// partition would cost a directory more to create per file, and creating is what takes
+    /// the time on ext4.
+    fn run<'k>(
+        &self,
+        conn: &Connection,
+        keys: impl Iterator<Item = &'k Key>,
+        first: usize,
+        stride: usize,
+    ) -> Result<Vec<Staged>, QueryError> {
+        let options = self.options;
+        let mut number = first;
+        let mut staged = Vec::new();
+        for key in keys {
+            let seqs = partition_seqs(conn, &key.provider, &key.day)?;
+            let mut files = BTreeMap::new();
+            // A partition without calls has no rows in any table: its parts are found by them.
+            for whole in self.plans.iter().filter(|_| !seqs.is_empty()) {
+                let mut parts = Parts {
+                    root: self.staging,
+                    format: options.format,
+                    compression: options.compression,
+                    provenance: Provenance {
+                        source: format!("table {}", whole.table),
+                        ..self.snapshot.clone()
+                    },
+                    open: HashMap::new(),
+                    next: HashMap::from([(PathBuf::new(), number)]),
+                    files: 0,
+                    empty_files: false,
+                };
+                let plan = partition_plan(whole, &key.provider, &key.day, &seqs);
+                let rows = write_chunks(conn, &plan, Partitioning::default(), &mut parts)?;
+                parts.finish_all()?;
+                if rows > 0 {
+                    let name = format!("part-{number}.{}", options.format.extension());
+                    files.insert(whole.table.clone(), (self.staging.join(name), rows));
+                }
+                number += stride;
             }
+            staged.push(Staged {
+                key: key.clone(),
+                files,
+            });
         }
-        staged.push(Staged {
-            key: key.clone(),
-            files,
-        });
+        Ok(staged)
     }
-    Ok(staged)
 }
 
 /// The one file of a lake partition.

@@ -148,6 +148,7 @@ fn export_table(
         open: HashMap::new(),
         next: HashMap::from([(PathBuf::new(), first_number)]),
         files: 0,
+        empty_files: true,
     };
     let (mut parts, mut second_parts) = (new_parts(0), new_parts(1));
     let halves = match helper {
