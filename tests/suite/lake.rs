@@ -703,3 +703,36 @@ fn a_lake_over_a_plain_export_needs_full_and_a_plain_export_forgets_the_lake() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn an_archive_from_before_schema_5_is_upgraded_by_its_first_incremental_export() {
+    let fx = synced(40);
+    let db = fx.db();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DROP TABLE archive_meta; DROP TABLE partition_versions; PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(conn);
+    let lake = fx.dir.path().join("lake");
+    let out = lake_export(&db, &lake, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let conn = open(&db);
+    assert_eq!(
+        count(&conn, "PRAGMA user_version"),
+        callvault::store::SCHEMA_VERSION
+    );
+    // Every day with calls starts at version 1.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM partition_versions WHERE version = 1"
+        ),
+        count(
+            &conn,
+            "SELECT count(DISTINCT provider || substr(created_at, 1, 10)) FROM calls"
+        )
+    );
+    drop(conn);
+    assert_lake_holds(&lake, &db);
+}

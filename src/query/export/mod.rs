@@ -94,8 +94,6 @@ fn export_splitting_at(
         path: options.out.clone(),
         source,
     })?;
-    // A lake's manifest would no longer say what the folder holds.
-    manifest::forget(&options.out)?;
     let mut helper = begin_in_one_snapshot(conn)?;
     let result = options
         .tables
@@ -103,6 +101,8 @@ fn export_splitting_at(
         .map(|table| plan(conn, options, table))
         .collect::<Result<Vec<_>, _>>()
         .and_then(|plans| {
+            // A lake's manifest would no longer say what the folder holds.
+            manifest::forget(&options.out)?;
             plans
                 .into_iter()
                 .map(|plan| {
