@@ -53,12 +53,13 @@ for table in tables:
         "only_fresh": only_fresh,
     }
 
-# The README's query.
-readme = db.execute(
-    f"""SELECT provider, day, count(*) AS calls
-        FROM read_parquet('{lake}/calls/**/*.parquet', hive_partitioning = true)
-        GROUP BY provider, day
-        ORDER BY provider, day"""
-).fetchall()
+# The README's query, as printed there (run in the lake's parent folder).
+README_QUERY = """
+SELECT provider, day, count(*) AS calls
+FROM read_parquet('lake/calls/**/*.parquet', hive_partitioning = true)
+GROUP BY provider, day
+ORDER BY provider, day
+"""
+readme = db.execute(README_QUERY.replace("'lake/", f"'{lake}/")).fetchall()
 
 print(json.dumps({"tables": result, "per_day": [[p, str(d), n] for p, d, n in readme]}))

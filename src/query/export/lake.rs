@@ -95,16 +95,24 @@ pub fn export_lake(
 
     let mut helper = begin_in_one_snapshot(conn)?;
     let read = read_changes(conn, options, &found, &wanted, full);
-    let staged = read.and_then(|(archive_id, base, changed, vanished)| {
-        let staged = stage(conn, helper.as_mut(), options, snapshot, &changed)?;
-        Ok((archive_id, base, staged, vanished))
+    let staged = read.and_then(|changes| {
+        let staged = stage(conn, helper.as_mut(), options, snapshot, &changes.changed)?;
+        Ok((changes, staged))
     });
     // Only read; a rollback and a commit end it alike.
     let ended = conn.execute_batch("COMMIT");
     if let Some(helper) = &helper {
         helper.execute_batch("COMMIT")?;
     }
-    let (archive_id, base, staged, vanished) = match staged {
+    let (
+        Changes {
+            archive_id,
+            kept: base,
+            vanished,
+            ..
+        },
+        staged,
+    ) = match staged {
         Ok(staged) => staged,
         Err(e) => {
             let _ = remove_target(&out.join(STAGING));
@@ -228,10 +236,12 @@ fn check_lake_options(options: &ExportOptions) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// The options a manifest records; tables in a set's order, since their order changes no file.
 fn lake_options(options: &ExportOptions) -> LakeOptions {
+    let tables: BTreeSet<String> = options.tables.iter().cloned().collect();
     LakeOptions {
         format: options.format.name().to_string(),
-        tables: options.tables.clone(),
+        tables: tables.into_iter().collect(),
         partition_by: vec!["provider".into(), "day".into()],
         with_raw: options.with_raw,
         compression: (options.format == ExportFormat::Parquet)
@@ -251,18 +261,26 @@ fn describe(options: &LakeOptions) -> String {
     text
 }
 
+/// What a run must do, against the manifest found.
+struct Changes {
+    archive_id: String,
+    /// The manifest's partitions that stay as they are.
+    kept: BTreeMap<String, Partition>,
+    /// The partitions to rewrite.
+    changed: Vec<Key>,
+    /// Folders the manifest lists that the archive has no counter for at all.
+    vanished: Vec<String>,
+}
+
 /// Reads the archive's identity and partition counters (inside the run's read transaction)
-/// and decides, against the manifest found, which partitions to rewrite. Returns the identity,
-/// the manifest's partitions kept as they are, the partitions to rewrite, and the folders
-/// the manifest lists that the archive no longer has at all.
-#[allow(clippy::type_complexity)]
+/// and decides, against the manifest found, which partitions to rewrite.
 fn read_changes(
     conn: &Connection,
     options: &ExportOptions,
     found: &Found,
     wanted: &LakeOptions,
     full: bool,
-) -> Result<(String, BTreeMap<String, Partition>, Vec<Key>, Vec<String>), QueryError> {
+) -> Result<Changes, QueryError> {
     let archive_id = crate::store::changes::archive_id(conn)?;
     let out = &options.out;
     let refuse = |reason: String| QueryError::LakeMismatch {
@@ -338,7 +356,12 @@ fn read_changes(
     for key in &changed {
         kept.remove(&key.folder);
     }
-    Ok((archive_id, kept, changed, vanished))
+    Ok(Changes {
+        archive_id,
+        kept,
+        changed,
+        vanished,
+    })
 }
 
 /// Whether every file the manifest lists for a partition is there at its size; a partition
