@@ -476,8 +476,15 @@ fn an_incremental_export_rewrites_only_changed_partitions_and_keeps_no_deleted_c
     let out = lake_export(&db, &lake, &[]);
     let stderr = stderr_of(&out);
     assert!(out.status.success(), "{stderr}");
+    let emptied = touched
+        .iter()
+        .filter(|k| !content_after.contains_key(*k))
+        .count();
     assert!(
-        stderr.contains(&format!("{} partitions rewritten", touched.len())),
+        stderr.contains(&format!(
+            "{} partitions rewritten ({emptied} removed)",
+            touched.len()
+        )),
         "{stderr}"
     );
     let files_after = files_of(&lake);

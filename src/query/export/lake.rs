@@ -60,6 +60,8 @@ struct Key {
     version: i64,
     /// `provider=<p>/day=<d>`.
     folder: String,
+    /// Whether the manifest lists files for it (so that writing it empty removes it).
+    listed: bool,
 }
 
 /// A changed partition's files, written into the staging folder.
@@ -120,7 +122,7 @@ pub fn export_lake(
         }
     };
     ended?;
-    let rebuilt = full || base.is_empty();
+    let rebuilt = full || !matches!(found, Found::Manifest(_));
 
     let mut report = LakeExport {
         partitions: 0,
@@ -139,9 +141,6 @@ pub fn export_lake(
         }
     }
     for Staged { key, files } in staged {
-        let had_rows = partitions
-            .get(&key.folder)
-            .is_some_and(|p| !p.tables.is_empty());
         let mut tables = BTreeMap::new();
         for table in &options.tables {
             let dir = out.join(table).join(&key.folder);
@@ -161,7 +160,7 @@ pub fn export_lake(
                 None => remove_partition_folder(&dir)?,
             }
         }
-        if had_rows && tables.is_empty() {
+        if key.listed && tables.is_empty() {
             report.removed += 1;
         }
         let day = (!key.day.is_empty()).then(|| key.day.clone());
@@ -334,9 +333,9 @@ fn read_changes(
             hive_segment("provider", Some(&provider)),
             hive_segment("day", (!day.is_empty()).then_some(day.as_str()))
         );
-        let current = base
-            .get(&folder)
-            .is_some_and(|p| p.version == version && files_intact(out, p));
+        let listed = base.get(&folder);
+        let current = listed.is_some_and(|p| p.version == version && files_intact(out, p));
+        let listed = listed.is_some_and(|p| !p.tables.is_empty());
         present.insert(folder.clone());
         if !current {
             changed.push(Key {
@@ -344,6 +343,7 @@ fn read_changes(
                 day,
                 version,
                 folder,
+                listed,
             });
         }
     }
