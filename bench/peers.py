@@ -257,6 +257,9 @@ def main():
                                          "calls": calls, "seconds": seconds, "calls_per_s": rate, "rss_mb": rss})
                         print(f"{size:>7,} calls {latency:>2} ms  {name:<18} run {r + 1}: {calls:,} calls in"
                               f" {seconds:7.2f} s, {rate:7,.0f} calls/s, peak RSS {rss:6,.0f} MB", flush=True)
+                        if args.json:  # every run as it ends, so a run that fails later loses nothing
+                            with open(args.json, "w") as f:
+                                json.dump({"versions": versions, "args": vars(args), "runs": runs_log}, f, indent=1)
             finally:
                 sim.stop()
             row = {"size": size, "latency_ms": latency}

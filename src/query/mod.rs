@@ -63,6 +63,12 @@ pub enum QueryError {
         key: String,
         column: &'static str,
     },
+    #[error("{path} {what}; move it away, or pass --force to replace it")]
+    NotAnExport { path: PathBuf, what: String },
+    #[error("{dir} {reason}; pass --full to rebuild it")]
+    LakeMismatch { dir: PathBuf, reason: String },
+    #[error("--incremental exports {needs}")]
+    LakeOptions { needs: String },
     #[error("cannot read {path}: {source}")]
     ReadFile {
         path: PathBuf,

@@ -11,9 +11,11 @@
 //!
 //! Files by concern: `open` (the file, pragmas, schema and upgrades), `group` (group
 //! commits), `streams` (stream state, walks in progress, runs), `calls` (call content),
-//! `journal` (delete jobs), `writer` (the writer thread).
+//! `changes` (which export partitions changed, for incremental exports), `journal` (delete
+//! jobs), `writer` (the writer thread).
 
 mod calls;
+pub mod changes;
 mod group;
 pub mod journal;
 mod migrations;

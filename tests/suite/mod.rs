@@ -3,6 +3,7 @@ mod cartesia;
 mod clarion;
 mod delete;
 mod killed;
+mod lake;
 mod query;
 mod reliability;
 mod safety;

@@ -983,7 +983,7 @@ fn pydeps() -> PathBuf {
     target.join("pydeps")
 }
 
-fn python_with_duckdb() -> std::process::Command {
+pub(super) fn python_with_duckdb() -> std::process::Command {
     let deps = pydeps();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let importable = std::process::Command::new("python3")
