@@ -1,23 +1,34 @@
 """Peers: callvault against dlt (and the plain Python baseline), side by side on one simulator.
 
-usage: python3 bench/peers.py [--sizes 20000,100000] [--latencies 0,50] [--runs 3]
-                              [--dlt-runs 3,1] [--dlt-max-calls N] [--dlt-timeout SECS]
-                              [--destinations duckdb,sqlite] [--skip-python] [--json OUT]
+usage: python3 bench/peers.py [--sizes 20000,100000] [--latencies 0,50] [--runs 3] [--dlt-runs 3,1]
+                              [--destinations duckdb-parquet,sqlite:20000] [--dlt-timeout SECS]
+                              [--dlt-parallelized] [--skip-python] [--json OUT]
+(the binary: $CALLVAULT_BIN, else $CARGO_TARGET_DIR/release/callvault, else target/release/callvault;
+dlt and its extras: pip install -r bench/peers-requirements.txt; `bench/run.sh --peers` does both)
 
 For every size N and latency L, one `callvault sim --calls N --agents 3 --latency-ms L` serves
 all the contenders in turn (run 1 of each, then run 2 of each, ...), each into a new temp dir:
 
-  callvault   `callvault --db NEW sync bluejay --base-url URL --agent a --agent b --agent c
+  callvault   `callvault --db NEW -q sync bluejay --base-url URL --agent a --agent b --agent c
               --concurrency 8` (BLUEJAY_API_KEY set): the process's wall time
-  dlt duckdb  dlt's `rest_api` source (one resource per agent, all three into one table
-  dlt sqlite  `call_logs`; page-number paginator on `page` / `total_pages`; page_size=100,
-              last=all; X-API-Key header; write_disposition merge, primary_key id) run by
-              `pipeline.run()` into `duckdb` and into `sqlalchemy` on `sqlite:///...` (dlt has
-              no destination named sqlite: SQLite is served by its SQLAlchemy destination).
-              The time is that of `pipeline.run()` alone (extract + normalize + load), so
-              dlt's import and start-up (about a second) are not charged to it.
+  dlt DEST    dlt's `rest_api` source: one resource per agent, all three into one table
+              `call_logs`; page-number paginator (`page`, base 1, `total_pages`); page_size=100,
+              last=all; the key in the X-API-Key header; write_disposition merge, primary_key id;
+              `pipeline.run()` into DEST. The time is that of `pipeline.run()` alone (extract +
+              normalize + load), so dlt's import and start-up (about a second) are not charged.
   python      bench/baseline.py (requests + sqlite3 executemany), as bench/bench.py runs it:
               the first agent's calls only; calls/s = its calls / its seconds.
+
+DEST is `duckdb` or `sqlite` (dlt has no destination named sqlite: it is dlt's `sqlalchemy`
+destination on `sqlite:///FILE`), each with its preferred loader file format (duckdb:
+insert_values, sqlalchemy: typed-jsonl), or `-FORMAT` for another: `duckdb-parquet` is
+`loader_file_format="parquet"`, which dlt's duckdb docs recommend for speed. `NAME:MAXCALLS`
+runs it only up to that size and `NAME:MAXCALLS:RUNS` that many times. The default,
+`duckdb-parquet,sqlite:20000`, runs dlt's fastest setup at every size and SQLite at 20,000
+(a 100,000-call SQLite load would take about 4 minutes a run); plain `duckdb:20000:1` adds
+dlt's default duckdb format (84 calls/s and 9.5 GB at 20,000 calls, so not by default).
+`--dlt-parallelized` passes `parallelized=True` to rest_api_source (its resources extracted
+in a thread pool; off by default, as in dlt).
 
 Each contender runs in its own process under GNU time (`/usr/bin/time -f %M`) for its peak
 RSS. calls/s = calls / seconds; the figure is the median of the runs, the RSS the largest.
@@ -73,14 +84,15 @@ def dlt_load(url, dest, workdir, agents):
             "write_disposition": "merge",
             "table_name": "call_logs",
             "endpoint": {"data_selector": "call_logs", "params": {"page_size": 100, "last": "all"}},
-            # dlt walks its resources one page at a time in turn unless told otherwise
-            "parallelized": os.environ.get("PEERS_DLT_PARALLELIZED") == "1",
         },
         "resources": [
             {"name": f"calls_{i}", "endpoint": {"path": f"v1/retrieve-call-logs/{agent}"}}
             for i, agent in enumerate(agents)
         ],
-    })
+    # dlt walks its resources one page at a time in turn unless told otherwise. (In dlt 1.31.0 a
+    # `parallelized` key in the config, per resource or in resource_defaults, changed nothing
+    # here; the source's argument does.)
+    }, parallelized=os.environ.get("PEERS_DLT_PARALLELIZED") == "1")
     engine, _, file_format = dest.partition("-")
     if engine == "duckdb":
         destination = dlt.destinations.duckdb(os.path.join(workdir, "calls.duckdb"))
@@ -198,7 +210,7 @@ def main():
                     help="dlt destinations NAME[:MAXCALLS[:RUNS]]: duckdb or sqlite, with -FORMAT for a loader"
                          " file format other than the destination's preferred one")
     ap.add_argument("--dlt-parallelized", action="store_true",
-                    help="extract dlt's three resources in parallel (rest_api's `parallelized: true`; off by default)")
+                    help="rest_api_source(parallelized=True): its three resources extracted in a thread pool (off by default, as in dlt)")
     ap.add_argument("--skip-python", action="store_true")
     ap.add_argument("--json", help="write every run's figures here")
     args = ap.parse_args()
