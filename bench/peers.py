@@ -22,7 +22,7 @@ all the contenders in turn (run 1 of each, then run 2 of each, ...), each into a
 DEST is `duckdb` or `sqlite` (dlt has no destination named sqlite: it is dlt's `sqlalchemy`
 destination on `sqlite:///FILE`), each with its preferred loader file format (duckdb:
 insert_values, sqlalchemy: typed-jsonl), or `-FORMAT` for another: `duckdb-parquet` is
-`loader_file_format="parquet"`, which dlt's duckdb docs recommend for speed. `NAME:MAXCALLS`
+`loader_file_format="parquet"`, which dlt's duckdb docs (0.5) suggested for speed. `NAME:MAXCALLS`
 runs it only up to that size and `NAME:MAXCALLS:RUNS` that many times. The default,
 `duckdb-parquet,sqlite:20000`, runs dlt's fastest setup at every size and SQLite at 20,000
 (a 100,000-call SQLite load would take about 4 minutes a run); plain `duckdb:20000:1` adds
