@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::{emit, Cli, Outcome, DEFAULT_DB};
+use super::{Cli, Outcome, DEFAULT_DB};
 use crate::query::named::{self, NamedQuery};
-use crate::query::output::OutputFormat;
+use crate::query::output::{self, OutputFormat};
 use crate::query::snapshot;
 use crate::store::Archive;
 
@@ -62,9 +62,21 @@ pub fn run(cli: &Cli, args: &QueryArgs) -> anyhow::Result<Outcome> {
     }
     let conn = Archive::open_read_only(&path)
         .with_context(|| format!("opening the archive {}", path.display()))?;
-    let mut frame = named::run(&conn, &sql, &args.params)?;
+    // One read transaction: the snapshot time and every row come from one state of the archive.
+    let _snapshot = conn.unchecked_transaction()?;
     let provenance = snapshot(&conn, source)?;
-    emit(&mut frame, args.format, &provenance, args.out.as_deref())?;
+    let write = |out: &mut dyn std::io::Write| {
+        named::write(&conn, &sql, &args.params, args.format, &provenance, out).map(drop)
+    };
+    match &args.out {
+        Some(path) => output::atomic_write(path, write)?,
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            write(&mut out)?;
+            out.flush()?;
+        }
+    }
     Ok(Outcome::Success)
 }
 

@@ -171,7 +171,10 @@ impl Provider for Bluejay {
         WalkPlan {
             cursors: vec![to_cursor(&cursor)],
             checkpoint: serde_json::json!({ "window": window.as_str() }),
-            description: format!("window {window}"),
+            description: match &scope.label {
+                Some(label) => format!("window {window}, label {label}"),
+                None => format!("window {window}"),
+            },
             covers_everything: window == Window::All && scope.label.is_none(),
         }
     }
@@ -222,7 +225,7 @@ impl Provider for Bluejay {
                         .into_iter()
                         .map(|raw| parse_call_log(raw.get()))
                         .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| response.malformed(ProviderKind::Bluejay, &endpoint, e))?;
+                        .map_err(|e| response.unusable(ProviderKind::Bluejay, &endpoint, e))?;
                     let next = if cursor.page == 1 {
                         let total_pages = list.total_pages.unwrap_or(1);
                         (2..=total_pages)
@@ -255,18 +258,15 @@ impl Provider for Bluejay {
                 &endpoint,
                 |client| client.get(url.clone()).header("X-API-Key", key.clone()),
                 |response| {
-                    if response.status == reqwest::StatusCode::NOT_FOUND {
-                        return Ok(None);
-                    }
-                    if !response.status.is_success() {
-                        return Err(response.error(ProviderKind::Bluejay, &endpoint));
-                    }
-                    let one: OneResponse = serde_json::from_slice(&response.body)
-                        .map_err(|e| response.malformed(ProviderKind::Bluejay, &endpoint, e))?;
-                    one.call_log
-                        .map(|raw| parse_call_log(raw.get()))
-                        .transpose()
-                        .map_err(|e| response.malformed(ProviderKind::Bluejay, &endpoint, e))
+                    response
+                        .optional_record(ProviderKind::Bluejay, &endpoint, |body| {
+                            let one: OneResponse =
+                                serde_json::from_str(body).map_err(CallLogError::from)?;
+                            one.call_log
+                                .map(|raw| parse_call_log(raw.get()))
+                                .transpose()
+                        })
+                        .map(Option::flatten)
                 },
             )
             .await
@@ -366,7 +366,6 @@ pub fn parse_call_log(raw: &str) -> Result<CallRecord, CallLogError> {
         .is_some_and(|s| FINAL_STATUSES.contains(&s))
         && !evaluations.is_empty();
     Ok(CallRecord {
-        provider: Some(ProviderKind::Bluejay),
         agent_id: f.text("agent_id"),
         external_agent_id: f.text("external_agent_id"),
         status,

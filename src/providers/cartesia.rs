@@ -130,17 +130,7 @@ pub fn stop_before(
     now: DateTime<Utc>,
     options: &WalkOptions,
 ) -> Option<DateTime<Utc>> {
-    if options.full {
-        return None;
-    }
-    if let Some(window) = options.window {
-        return window.span().map(|span| now - span);
-    }
-    state
-        .high_water
-        .as_deref()
-        .and_then(parse_timestamp)
-        .map(|t| t - OVERLAP)
+    options.walk_start(state, now, OVERLAP)
 }
 
 #[async_trait]
@@ -245,7 +235,7 @@ impl Provider for Cartesia {
                 .into_iter()
                 .map(|raw| parse_agent_call(raw.get()))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| response.malformed(ProviderKind::Cartesia, &endpoint, e))?;
+                .map_err(|e| response.unusable(ProviderKind::Cartesia, &endpoint, e))?;
             let starts: Vec<DateTime<Utc>> = calls
                 .iter()
                 .filter_map(|c| c.start_time.as_deref().and_then(parse_timestamp))
@@ -272,15 +262,7 @@ impl Provider for Cartesia {
         let url = self.url(&["agents", "calls", call_id])?;
         let endpoint = format!("GET /agents/calls/{call_id}");
         self.send(reqwest::Method::GET, url, &endpoint, |response| {
-            if response.status == reqwest::StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            if !response.status.is_success() {
-                return Err(response.error(ProviderKind::Cartesia, &endpoint));
-            }
-            parse_agent_call(&String::from_utf8_lossy(&response.body))
-                .map(Some)
-                .map_err(|e| response.malformed(ProviderKind::Cartesia, &endpoint, e))
+            response.optional_record(ProviderKind::Cartesia, &endpoint, parse_agent_call)
         })
         .await
     }
@@ -419,7 +401,6 @@ pub fn parse_agent_call(raw: &str) -> Result<CallRecord, AgentCallError> {
         });
     }
     Ok(CallRecord {
-        provider: Some(ProviderKind::Cartesia),
         agent_id: f.text("agent_id"),
         external_agent_id: f.text("deployment_id"),
         settled: status

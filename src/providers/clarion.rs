@@ -241,7 +241,7 @@ impl Clarion {
                 .into_iter()
                 .map(|raw| parse_call(raw.get()))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| response.malformed(ProviderKind::Clarion, &endpoint, e))
+                .map_err(|e| response.unusable(ProviderKind::Clarion, &endpoint, e))
         })
         .await
     }
@@ -255,17 +255,7 @@ pub fn walk_from(
     now: DateTime<Utc>,
     options: &WalkOptions,
 ) -> Option<DateTime<Utc>> {
-    if options.full {
-        return None;
-    }
-    if let Some(window) = options.window {
-        return window.span().map(|span| now - span);
-    }
-    state
-        .high_water
-        .as_deref()
-        .and_then(parse_timestamp)
-        .map(|t| t - OVERLAP)
+    options.walk_start(state, now, OVERLAP)
 }
 
 fn bad_cursor(message: impl std::fmt::Display) -> ProviderError {
@@ -422,15 +412,7 @@ impl Provider for Clarion {
         let url = endpoint_url(ProviderKind::Clarion, &self.base_url, &["call", call_id])?;
         let endpoint = format!("GET /call/{call_id}");
         self.send(reqwest::Method::GET, url, &endpoint, |response| {
-            if response.status == reqwest::StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            if !response.status.is_success() {
-                return Err(response.error(ProviderKind::Clarion, &endpoint));
-            }
-            parse_call(&String::from_utf8_lossy(&response.body))
-                .map(Some)
-                .map_err(|e| response.malformed(ProviderKind::Clarion, &endpoint, e))
+            response.optional_record(ProviderKind::Clarion, &endpoint, parse_call)
         })
         .await
     }
@@ -705,7 +687,6 @@ pub fn parse_call(raw: &str) -> Result<CallRecord, CallError> {
         .map(|a| evaluation(&id, a, f, end.clone(), transcript.len()))
         .collect();
     Ok(CallRecord {
-        provider: Some(ProviderKind::Clarion),
         agent_id: f
             .get("assistant_id")
             .and_then(|a| integer_text(a).or_else(|| a.as_str().map(str::to_string))),

@@ -90,6 +90,40 @@ impl HttpResponse {
         }
     }
 
+    /// One record read by id: `None` for 404 (the provider no longer has it), the provider's
+    /// error for another failure, else what `parse` makes of the body.
+    pub fn optional_record<T, E: std::fmt::Display>(
+        &self,
+        provider: ProviderKind,
+        endpoint: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, ProviderError> {
+        if self.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !self.status.is_success() {
+            return Err(self.error(provider, endpoint));
+        }
+        parse(&String::from_utf8_lossy(&self.body))
+            .map(Some)
+            .map_err(|e| self.malformed(provider, endpoint, e))
+    }
+
+    /// A record in a well-formed answer that callvault cannot archive (see
+    /// `ProviderError::Unusable`).
+    pub fn unusable(
+        &self,
+        provider: ProviderKind,
+        endpoint: &str,
+        err: impl std::fmt::Display,
+    ) -> ProviderError {
+        ProviderError::Unusable {
+            provider,
+            endpoint: endpoint.to_string(),
+            message: err.to_string(),
+        }
+    }
+
     pub fn malformed(
         &self,
         provider: ProviderKind,
@@ -399,12 +433,213 @@ mod tests {
     }
 
     #[test]
-    fn backoff_stays_within_its_bound() {
+    fn backoff_draws_uniformly_up_to_a_bound_that_doubles_from_200_ms_to_10_s() {
         let p = RetryPolicy::default();
-        for attempt in 1..10 {
-            let bound = p.base_delay * (1 << (attempt - 1));
-            assert!(p.backoff(attempt) <= bound.min(p.max_delay));
+        // The schedule written out, not recomputed: attempt n waits up to 200 ms * 2^(n-1),
+        // never more than 10 s.
+        let bounds_ms = [
+            200u64, 400, 800, 1_600, 3_200, 6_400, 10_000, 10_000, 10_000,
+        ];
+        for (attempt, bound) in (1..).zip(bounds_ms) {
+            let draws: Vec<u64> = (0..2_000)
+                .map(|_| p.backoff(attempt).as_millis() as u64)
+                .collect();
+            let (min, max) = (draws.iter().min().unwrap(), draws.iter().max().unwrap());
+            let mean = draws.iter().sum::<u64>() as f64 / draws.len() as f64;
+            assert!(*max <= bound, "attempt {attempt}: {max} ms past {bound} ms");
+            // Full jitter: the draws fill [0, bound] (a constant, zero or a smaller bound
+            // fails here; each check fails by chance with odds below 1e-40).
+            assert!(
+                *max * 10 >= bound * 9,
+                "attempt {attempt}: max {max} of {bound}"
+            );
+            assert!(
+                *min * 10 <= bound,
+                "attempt {attempt}: min {min} of {bound}"
+            );
+            let share = mean / bound as f64;
+            assert!(
+                (0.45..=0.55).contains(&share),
+                "attempt {attempt}: mean {mean} ms of {bound}"
+            );
         }
+    }
+
+    /// The error a response with `status` stands for.
+    fn error_for(status: u16, retry_after: Option<&'static str>) -> ProviderError {
+        let mut headers = HeaderMap::new();
+        if let Some(v) = retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(v));
+        }
+        HttpResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers,
+            body: bytes::Bytes::from_static(br#"{"detail":"no"}"#),
+        }
+        .error(ProviderKind::Bluejay, "GET /x")
+    }
+
+    #[test]
+    fn which_answers_are_retried() {
+        // 408, 409, 429 and every 5xx may succeed if sent again; other 4xx never will.
+        let table = [
+            (400, false),
+            (401, false),
+            (403, false),
+            (404, false),
+            (405, false),
+            (408, true),
+            (409, true),
+            (410, false),
+            (422, false),
+            (429, true),
+            (500, true),
+            (501, true),
+            (502, true),
+            (503, true),
+            (504, true),
+        ];
+        for (status, retried) in table {
+            let err = error_for(status, None);
+            assert_eq!(err.is_retryable(), retried, "HTTP {status}: {err}");
+            assert_eq!(err.http_status(), Some(status));
+        }
+        assert_eq!(
+            error_for(429, Some("7")).retry_after(),
+            Some(Duration::from_secs(7))
+        );
+        let kind = ProviderKind::Bluejay;
+        let endpoint = String::from("GET /x");
+        let others = [
+            (
+                ProviderError::Malformed {
+                    provider: kind,
+                    endpoint: endpoint.clone(),
+                    message: "cut short".into(),
+                },
+                true,
+            ),
+            (
+                ProviderError::WaitTooLong {
+                    provider: kind,
+                    endpoint: endpoint.clone(),
+                    asked: Duration::from_secs(600),
+                    cap: Duration::from_secs(120),
+                },
+                false,
+            ),
+            (
+                ProviderError::Unsupported {
+                    provider: kind,
+                    what: "x".into(),
+                },
+                false,
+            ),
+            (
+                ProviderError::Unusable {
+                    provider: kind,
+                    endpoint: endpoint.clone(),
+                    message: "a call has no id".into(),
+                },
+                false,
+            ),
+            (
+                ProviderError::Truncated {
+                    provider: kind,
+                    endpoint,
+                    message: "x".into(),
+                },
+                false,
+            ),
+        ];
+        for (err, retried) in others {
+            assert_eq!(err.is_retryable(), retried, "{err}");
+        }
+    }
+
+    /// A server on 127.0.0.1 that answers its n-th connection with `replies[n]` (the last
+    /// one again past the end), each on a connection of its own, and counts them.
+    fn scripted_server(
+        replies: Vec<&'static str>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let served = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = served.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let reply = replies[n.min(replies.len() - 1)];
+                let _ = stream.write_all(
+                    format!("{reply}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}")
+                        .as_bytes(),
+                );
+            }
+        });
+        (url, served)
+    }
+
+    /// Sends one GET through a client with `policy` to `url`.
+    fn send(policy: RetryPolicy, url: &str) -> Result<(), ProviderError> {
+        let client = HttpClient::new(policy, None).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(client.execute(
+            ProviderKind::Bluejay,
+            "GET /x",
+            |c| c.get(url),
+            |r| match r.status.is_success() {
+                true => Ok(()),
+                false => Err(r.error(ProviderKind::Bluejay, "GET /x")),
+            },
+        ))
+    }
+
+    #[test]
+    fn a_request_is_sent_at_most_max_attempts_times_and_a_refusal_once() {
+        use std::sync::atomic::Ordering;
+        let policy = RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            max_wait: Duration::from_secs(1),
+        };
+        let (url, served) = scripted_server(vec!["HTTP/1.1 500 Internal Server Error"]);
+        let err = send(policy, &url).unwrap_err();
+        assert_eq!(err.http_status(), Some(500), "{err}");
+        assert_eq!(served.load(Ordering::SeqCst), 4, "retries exhausted");
+
+        let (url, served) = scripted_server(vec![
+            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0",
+            "HTTP/1.1 502 Bad Gateway",
+            "HTTP/1.1 200 OK",
+        ]);
+        send(policy, &url).unwrap();
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            3,
+            "ends at the first success"
+        );
+
+        let (url, served) = scripted_server(vec!["HTTP/1.1 400 Bad Request"]);
+        assert_eq!(send(policy, &url).unwrap_err().http_status(), Some(400));
+        assert_eq!(served.load(Ordering::SeqCst), 1, "a 400 is not sent again");
+
+        let (url, served) =
+            scripted_server(vec!["HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30"]);
+        let err = send(policy, &url).unwrap_err();
+        assert!(matches!(err, ProviderError::WaitTooLong { .. }), "{err}");
+        assert_eq!(served.load(Ordering::SeqCst), 1, "no wait past max_wait");
     }
 
     #[test]

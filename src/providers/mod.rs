@@ -247,6 +247,31 @@ pub struct WalkOptions {
     pub full: bool,
 }
 
+impl WalkOptions {
+    /// Where a walk from a high-water mark starts (providers that walk by time or newest
+    /// first): nowhere, i.e. everything, for `--full`, a stream's first walk and `--window
+    /// all`; `now - window` for another `--window`; the high-water mark minus `overlap`
+    /// otherwise, so calls that appear late or with skewed clocks are still read.
+    pub fn walk_start(
+        &self,
+        state: &StreamState,
+        now: DateTime<Utc>,
+        overlap: chrono::Duration,
+    ) -> Option<DateTime<Utc>> {
+        if self.full {
+            return None;
+        }
+        if let Some(window) = self.window {
+            return window.span().map(|span| now - span);
+        }
+        state
+            .high_water
+            .as_deref()
+            .and_then(crate::time::parse_timestamp)
+            .map(|t| t - overlap)
+    }
+}
+
 /// A request for one page, in the provider's own terms (a page number, a cursor, a range).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -393,7 +418,6 @@ pub trait Provider: Send + Sync {
 /// A call in callvault's canonical form, with every child record it carries.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CallRecord {
-    pub provider: Option<ProviderKind>,
     pub id: String,
     pub agent_id: Option<String>,
     pub external_agent_id: Option<String>,
@@ -549,6 +573,14 @@ pub enum ProviderError {
         #[source]
         source: reqwest::Error,
     },
+    /// A well-formed answer holding a record callvault cannot archive (a call without an
+    /// id): asking again gets the same record, so it is not retried.
+    #[error("{provider} sent a record callvault cannot archive at {endpoint}: {message}")]
+    Unusable {
+        provider: ProviderKind,
+        endpoint: String,
+        message: String,
+    },
     #[error("{provider} sent a malformed body at {endpoint}: {message}")]
     Malformed {
         provider: ProviderKind,
@@ -592,15 +624,17 @@ impl ProviderError {
     /// Whether the same request may succeed if sent again.
     pub fn is_retryable(&self) -> bool {
         match self {
+            // 409 too, as Cartesia's own SDK retries it.
             ProviderError::Status { status, .. } => {
-                *status == 429 || *status == 408 || *status >= 500
+                matches!(*status, 408 | 409 | 429) || *status >= 500
             }
             ProviderError::Transport { .. } | ProviderError::Malformed { .. } => true,
             ProviderError::Unauthorized { .. }
             | ProviderError::Invalid { .. }
             | ProviderError::WaitTooLong { .. }
             | ProviderError::Unsupported { .. }
-            | ProviderError::Truncated { .. } => false,
+            | ProviderError::Truncated { .. }
+            | ProviderError::Unusable { .. } => false,
         }
     }
 

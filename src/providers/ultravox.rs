@@ -172,17 +172,7 @@ pub fn from_date(
     now: DateTime<Utc>,
     options: &WalkOptions,
 ) -> Option<DateTime<Utc>> {
-    if options.full {
-        return None;
-    }
-    if let Some(window) = options.window {
-        return window.span().map(|span| now - span);
-    }
-    state
-        .high_water
-        .as_deref()
-        .and_then(parse_timestamp)
-        .map(|t| t - OVERLAP)
+    options.walk_start(state, now, OVERLAP)
 }
 
 impl Ultravox {
@@ -390,7 +380,7 @@ impl Provider for Ultravox {
                         .collect::<Result<_, _>>()
                         .map(Listed::Deleted),
                 };
-                let listed = listed.map_err(|e| response.malformed(KIND, endpoint, e))?;
+                let listed = listed.map_err(|e| response.unusable(KIND, endpoint, e))?;
                 Ok((listed, envelope.next))
             })
             .await?;
@@ -435,15 +425,7 @@ impl Provider for Ultravox {
         let endpoint = format!("GET /api/calls/{call_id}");
         let call = self
             .send(reqwest::Method::GET, url, &endpoint, |response| {
-                if response.status == reqwest::StatusCode::NOT_FOUND {
-                    return Ok(None);
-                }
-                if !response.status.is_success() {
-                    return Err(response.error(KIND, &endpoint));
-                }
-                parse_call(&String::from_utf8_lossy(&response.body))
-                    .map(Some)
-                    .map_err(|e| response.malformed(KIND, &endpoint, e))
+                response.optional_record(KIND, &endpoint, parse_call)
             })
             .await?;
         match call {
@@ -558,7 +540,6 @@ pub fn parse_call(raw: &str) -> Result<CallRecord, RecordError> {
         }
     }
     Ok(CallRecord {
-        provider: Some(KIND),
         agent_id: f
             .text("agentId")
             .or_else(|| f.object("agent").text("agentId")),

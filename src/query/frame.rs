@@ -259,23 +259,15 @@ impl Cells {
 
     /// Appends one value; `false` when it does not fit the column's kind.
     fn push(&mut self, value: CellValue<'_>) -> bool {
-        if let CellValue::Null = value {
-            match self {
-                Cells::Boolean(v) => v.append_null(),
-                Cells::Integer(v) | Cells::Timestamp(v, _) => v.append_null(),
-                Cells::Float(v) => v.append_null(),
-                Cells::Text(v) => v.append_null(),
-                Cells::Date(v) => v.append_null(),
-            }
-            return true;
-        }
         match self {
             Cells::Boolean(v) => match value {
+                CellValue::Null => v.append_null(),
                 CellValue::Integer(0) => v.append_value(false),
                 CellValue::Integer(1) => v.append_value(true),
                 _ => return false,
             },
             Cells::Integer(v) => match value {
+                CellValue::Null => v.append_null(),
                 CellValue::Integer(i) => v.append_value(i),
                 CellValue::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
                     v.append_value(f as i64)
@@ -283,11 +275,13 @@ impl Cells {
                 _ => return false,
             },
             Cells::Float(v) => match value {
+                CellValue::Null => v.append_null(),
                 CellValue::Integer(i) => v.append_value(i as f64),
                 CellValue::Real(f) => v.append_value(f),
                 _ => return false,
             },
             Cells::Text(v) => match value {
+                CellValue::Null => v.append_null(),
                 CellValue::Text(t) => v.append_value(t),
                 CellValue::Integer(i) => v.append_value(i.to_string()),
                 CellValue::Real(f) => v.append_value(f.to_string()),
@@ -297,9 +291,9 @@ impl Cells {
                         s
                     }))
                 }
-                CellValue::Null => v.append_null(),
             },
             Cells::Timestamp(v, parser) => match value {
+                CellValue::Null => v.append_null(),
                 CellValue::Text(t) => match parser.millis(t) {
                     Some(ms) => v.append_value(ms),
                     None => return false,
@@ -307,6 +301,7 @@ impl Cells {
                 _ => return false,
             },
             Cells::Date(v) => match value {
+                CellValue::Null => v.append_null(),
                 CellValue::Text(t) => match parse_day(t) {
                     Some(d) => v.append_value(d),
                     None => return false,

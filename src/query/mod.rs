@@ -14,6 +14,7 @@ pub mod named;
 pub mod output;
 pub mod report;
 pub mod stats;
+pub mod stream;
 
 use std::path::PathBuf;
 
@@ -44,7 +45,7 @@ pub enum QueryError {
     UnusedParameter(String),
     #[error("use named parameters (:name) bound with --param name=value, not ?")]
     PositionalParameter,
-    #[error("column {column}: {value} is not a {kind:?} value")]
+    #[error("column {column}: {value} is not a {kind:?} value like the rows before it; CAST the column in the SQL to give it one type")]
     Mismatch {
         column: String,
         kind: ColumnKind,
@@ -64,6 +65,12 @@ pub enum QueryError {
         key: String,
         column: &'static str,
     },
+    #[error("{path} {what}; move it away, or pass --force to replace it")]
+    NotAnExport { path: PathBuf, what: String },
+    #[error("{dir} {reason}; pass --full to rebuild it")]
+    LakeMismatch { dir: PathBuf, reason: String },
+    #[error("--incremental exports {needs}")]
+    LakeOptions { needs: String },
     #[error("cannot read {path}: {source}")]
     ReadFile {
         path: PathBuf,

@@ -222,6 +222,21 @@ pub fn run(
     super::frame_of(&mut stmt)
 }
 
+/// Runs one read-only statement with named parameters bound from `params` and writes its
+/// rows to `out` as they are read (see `stream`); returns how many.
+pub fn write(
+    conn: &Connection,
+    sql: &str,
+    params: &[(String, String)],
+    format: super::output::OutputFormat,
+    provenance: &super::output::Provenance,
+    out: &mut dyn std::io::Write,
+) -> Result<u64, QueryError> {
+    let mut stmt = super::prepare_read_only(conn, sql)?;
+    bind_params(&mut stmt, params)?;
+    super::stream::write_rows(&mut stmt, format, provenance, out)
+}
+
 /// Binds `params` to a statement's named parameters (for callers that read the rows
 /// themselves with `stmt.raw_query()`, like `delete --query`). Every parameter the SQL names
 /// must be given, and every one given must be used.

@@ -5,7 +5,9 @@
 //! `2026-11-02`); Parquet keeps them typed (`TIMESTAMP(ms, UTC)`, `DATE`) and carries
 //! callvault's key-value metadata (`Provenance`). `write_file` writes to a temporary file in
 //! the destination's folder and renames it into place only once everything is written, so a
-//! failed run leaves no half file behind.
+//! failed run leaves no half file behind. A killed run cannot remove its temporary file; the
+//! file's name carries the run's process id, and the next write to the same path removes the
+//! temporaries of processes that are gone.
 
 use std::io::Write;
 use std::path::Path;
@@ -187,7 +189,10 @@ pub fn write_file(
     atomic_write(path, |file| write_frame(df, format, provenance, file))
 }
 
-/// Runs `write` on a temporary file beside `path`, then renames it to `path`.
+/// Runs `write` on a temporary file beside `path`, then renames it to `path`: `path` is
+/// written whole or not at all. Only a regular file is ever replaced (a symlink, FIFO, device
+/// or folder at `path` is refused untouched); a replaced file keeps its mode, a new one gets
+/// the umask's, as any other program's would.
 pub fn atomic_write(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<(), QueryError>,
@@ -204,17 +209,72 @@ pub fn atomic_write(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(folder)
-        .map_err(cannot)?;
+    let existing = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => Some(meta.permissions()),
+        Ok(_) => {
+            return Err(cannot(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "it exists and is not a regular file (a link, pipe, device or folder); callvault replaces only regular files",
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(cannot(e)),
+    };
+    remove_stale_temporaries(folder, &name);
+    let prefix = format!(".{name}.{}.", std::process::id());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    if let Some(permissions) = existing.or_else(new_file_permissions) {
+        builder.permissions(permissions);
+    }
+    let tmp = builder.tempfile_in(folder).map_err(cannot)?;
     let mut writer = std::io::BufWriter::new(tmp);
     write(&mut writer)?;
     let tmp = writer.into_inner().map_err(|e| cannot(e.into_error()))?;
     tmp.as_file().sync_all().map_err(cannot)?;
     tmp.persist(path).map_err(|e| cannot(e.error))?;
     Ok(())
+}
+
+/// What a new file asks for; the umask narrows it, as it does for any program.
+#[cfg(unix)]
+fn new_file_permissions() -> Option<std::fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(std::fs::Permissions::from_mode(0o666))
+}
+
+#[cfg(not(unix))]
+fn new_file_permissions() -> Option<std::fs::Permissions> {
+    None
+}
+
+/// Removes the temporary files (`.{name}.{pid}.{random}.tmp`) that runs killed while writing
+/// `name` left in `folder`: those of processes that are no longer running.
+fn remove_stale_temporaries(folder: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        // Exactly `{pid}.{random}`: a longer name belongs to another file (`name.1`).
+        let Some((pid, random)) = rest.split_once('.') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i64>() else {
+            continue;
+        };
+        if random.chars().all(|c| c.is_ascii_alphanumeric()) && !crate::store::process_alive(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -276,5 +336,35 @@ mod tests {
         let missing = dir.path().join("no/such/folder/out.csv");
         let err = atomic_write(&missing, |_| Ok(())).unwrap_err().to_string();
         assert!(err.contains("no/such/folder/out.csv"), "{err}");
+    }
+
+    #[test]
+    fn a_write_removes_what_dead_runs_left_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            ".out.csv.4194999.Ab12Cd.tmp",   // a run that is gone
+            ".out.csv.1.Ab12Cd.tmp",         // PID 1 is no callvault
+            ".out.csv.1.4194999.Ab12Cd.tmp", // `out.csv.1`'s
+            ".other.csv.4194999.Ab12Cd.tmp",
+            ".out.csv.Ab12Cd.tmp",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        atomic_write(&dir.path().join("out.csv"), |w| Ok(w.write_all(b"a\n")?)).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".other.csv.4194999.Ab12Cd.tmp",
+                ".out.csv.1.4194999.Ab12Cd.tmp",
+                ".out.csv.Ab12Cd.tmp",
+                "out.csv"
+            ]
+        );
     }
 }

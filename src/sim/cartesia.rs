@@ -198,11 +198,7 @@ async fn get_call(
     if let Some(refused) = check(&sim, &headers) {
         return refused;
     }
-    let found = {
-        let state = sim.lock();
-        let data = state.data.get(KIND);
-        data.slot_of(&call_id).map(|slot| (slot, data.renderer()))
-    };
+    let found = sim.find_call(KIND, &call_id);
     match found {
         Some((slot, renderer)) => Json(render(&renderer, slot, true)).into_response(),
         None => error(StatusCode::NOT_FOUND, Some("not_found"), "Call not found"),

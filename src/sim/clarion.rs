@@ -172,11 +172,7 @@ async fn get_call(
     if !sim.authorized_bearer(&headers) {
         return unauthorized();
     }
-    let found = {
-        let state = sim.lock();
-        let data = state.data.get(KIND);
-        data.slot_of(&call_id).map(|slot| (slot, data.renderer()))
-    };
+    let found = sim.find_call(KIND, &call_id);
     match found {
         Some((slot, renderer)) => Json(render(&renderer, slot)).into_response(),
         None => error(StatusCode::NOT_FOUND, "Call not found"),

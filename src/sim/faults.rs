@@ -1,11 +1,14 @@
 //! Faults the simulator can inject, each switchable, to prove the client survives them.
 //!
-//! With probability `rate`, a request meets one of the enabled `FaultKind`s: a 429 or 503
-//! with `Retry-After`, a plain 500, a connection dropped halfway through the body, a body
-//! truncated into invalid JSON, or a slow answer. Faults that strike before the handler
+//! With probability `rate`, a request meets the next of the enabled `FaultKind`s (they take
+//! turns): a 429 or 503 with `Retry-After`, a plain 500, a connection dropped halfway through
+//! the body, a body truncated into invalid JSON, or a slow answer. Faults that strike before the handler
 //! (429, 503, 500) leave the data untouched; faults that mangle the answer (drop, truncate,
 //! slow) strike after the handler ran, as a real server that acted but failed to answer.
-//! `Churn` inserts and deletes calls while a walk is under way.
+//! `Churn` inserts and deletes calls while a walk is under way. Every request is logged with
+//! the fault it met (`RequestRecord`), so a test can prove each kind struck and what the
+//! client did next (waited out `Retry-After`, sent again). Answers can also be made to serve a
+//! call without its id (`Simulator::serve_without_id`): a bad record rather than a bad answer.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -95,19 +98,89 @@ pub struct Churn {
     pub delete_chance: f64,
 }
 
-/// The fault a request meets, if any.
-fn draw(sim: &Simulator) -> Option<(FaultKind, FaultConfig)> {
+/// A request as the simulator received it, and the fault it met.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub at: std::time::Instant,
+    pub method: String,
+    /// The path and query, as sent.
+    pub target: String,
+    pub fault: Option<FaultKind>,
+}
+
+/// The fault a request meets, if any; logs the request either way.
+fn draw(sim: &Simulator, request: &Request) -> Option<(FaultKind, FaultConfig)> {
     let mut state = sim.lock();
     let config = state.faults.clone();
-    if config.rate <= 0.0 || config.kinds.is_empty() {
-        return None;
-    }
-    if !state.rng.random_bool(config.rate.clamp(0.0, 1.0)) {
-        return None;
-    }
-    let kind = config.kinds[state.rng.random_range(0..config.kinds.len())];
+    let struck = config.rate > 0.0
+        && !config.kinds.is_empty()
+        && state.rng.random_bool(config.rate.clamp(0.0, 1.0));
+    // The enabled kinds take turns, so a handful of faults already shows every kind.
+    let kind = struck.then(|| config.kinds[state.faults_served as usize % config.kinds.len()]);
+    state.request_log.push(RequestRecord {
+        at: std::time::Instant::now(),
+        method: request.method().to_string(),
+        target: request
+            .uri()
+            .path_and_query()
+            .map_or_else(String::new, |p| p.to_string()),
+        fault: kind,
+    });
+    let kind = kind?;
     state.faults_served += 1;
     Some((kind, config))
+}
+
+/// Removes, anywhere in `value`, every object member whose value is one of `ids`; says
+/// whether it removed any.
+fn strip_ids(value: &mut serde_json::Value, ids: &[String]) -> bool {
+    use serde_json::Value;
+    let is_hidden = |v: &Value| match v {
+        Value::String(s) => ids.contains(s),
+        Value::Number(n) => ids.contains(&n.to_string()),
+        _ => false,
+    };
+    match value {
+        Value::Object(map) => {
+            let before = map.len();
+            map.retain(|_, v| !is_hidden(v));
+            let mut removed = map.len() != before;
+            for v in map.values_mut() {
+                removed |= strip_ids(v, ids);
+            }
+            removed
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |removed, v| strip_ids(v, ids) | removed),
+        _ => false,
+    }
+}
+
+/// `response` with the hidden ids taken out of its JSON body, if it holds any.
+async fn without_hidden_ids(sim: &Simulator, response: Response) -> Response {
+    let ids = sim.lock().hidden_ids.clone();
+    if ids.is_empty() || !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    if !ids.iter().any(|id| text.contains(id.as_str())) {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    let stripped = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|mut v| strip_ids(&mut v, &ids).then(|| v.to_string()));
+    match stripped {
+        Some(text) => {
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(text))
+        }
+        None => Response::from_parts(parts, Body::from(bytes)),
+    }
 }
 
 fn retry_later(path: &str, status: StatusCode, secs: u64) -> Response {
@@ -120,8 +193,9 @@ fn retry_later(path: &str, status: StatusCode, secs: u64) -> Response {
 
 /// The middleware that injects faults.
 pub async fn inject(State(sim): State<Simulator>, request: Request, next: Next) -> Response {
-    let Some((kind, config)) = draw(&sim) else {
-        return next.run(request).await;
+    let Some((kind, config)) = draw(&sim, &request) else {
+        let response = next.run(request).await;
+        return without_hidden_ids(&sim, response).await;
     };
     let path = request.uri().path().to_string();
     match kind {
@@ -142,10 +216,11 @@ pub async fn inject(State(sim): State<Simulator>, request: Request, next: Next) 
         ),
         FaultKind::Slow => {
             tokio::time::sleep(config.slow).await;
-            next.run(request).await
+            let response = next.run(request).await;
+            without_hidden_ids(&sim, response).await
         }
         FaultKind::DropConnection | FaultKind::TruncateBody => {
-            let response = next.run(request).await;
+            let response = without_hidden_ids(&sim, next.run(request).await).await;
             let (parts, body) = response.into_parts();
             let bytes = axum::body::to_bytes(body, usize::MAX)
                 .await

@@ -6,8 +6,9 @@
 //! bind `127.0.0.1:0`, so there are no port races), serves until its shutdown future
 //! resolves, and exposes hooks (`Simulator`) to change the data while it runs: add calls,
 //! finish unfinished calls late, delete calls as someone else would (tombstones), switch the
-//! sort order, and read back every call it would serve, the list answers it gave (truncated
-//! or whole) and every DELETE it received. `SimServer` runs one on a thread of its own, for
+//! sort order, churn for a number of list requests, serve a call without its id, and read back
+//! every call it would serve, the list answers it gave (truncated or whole), every DELETE it
+//! received and every request with the fault it met. `SimServer` runs one on a thread of its own, for
 //! synchronous tests. It never listens beyond the address it is given.
 
 pub mod bluejay;
@@ -29,7 +30,7 @@ use rand::Rng;
 pub use data::{BusyDay, Dataset, IdStyle};
 
 use crate::providers::ProviderKind;
-pub use faults::{Churn, FaultConfig, FaultKind};
+pub use faults::{Churn, FaultConfig, FaultKind, RequestRecord};
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -196,7 +197,13 @@ struct SimState {
     request_times: Vec<std::time::Instant>,
     faults: FaultConfig,
     faults_served: u64,
+    /// Every request as it arrived, with the fault it met (`faults::inject` records them).
+    request_log: Vec<faults::RequestRecord>,
+    /// Call ids the answers leave out wherever they appear (`serve_without_id`).
+    hidden_ids: Vec<String>,
     churn: Churn,
+    /// List requests churn still strikes; `None`: every one.
+    churn_lists_left: Option<u32>,
     churned_in: Vec<String>,
     churned_out: Vec<String>,
     rng: SmallRng,
@@ -224,7 +231,10 @@ impl Simulator {
                 request_times: Vec::new(),
                 faults: config.faults.clone(),
                 faults_served: 0,
+                request_log: Vec::new(),
+                hidden_ids: Vec::new(),
                 churn: config.churn,
+                churn_lists_left: None,
                 churned_in: Vec::new(),
                 churned_out: Vec::new(),
                 rng: SmallRng::seed_from_u64(config.seed ^ 0xFA17),
@@ -337,8 +347,30 @@ impl Simulator {
         self.lock().faults_served
     }
 
+    /// Every request so far, faulted or not, in the order they arrived.
+    pub fn request_log(&self) -> Vec<faults::RequestRecord> {
+        self.lock().request_log.clone()
+    }
+
+    /// From now on, every answer that holds the call `id` serves it without its id: each
+    /// JSON member whose value is the id (a string, or a number for integer ids) is left
+    /// out. A provider's bad record, for proving a client refuses it without losing anything.
+    pub fn serve_without_id(&self, id: &str) {
+        self.lock().hidden_ids.push(id.to_string());
+    }
+
     pub fn set_churn(&self, churn: Churn) {
-        self.lock().churn = churn;
+        let mut state = self.lock();
+        state.churn = churn;
+        state.churn_lists_left = None;
+    }
+
+    /// Applies `churn` to the next `lists` list requests only, then stops: a walk that drifts
+    /// a bounded number of times, so a sync under churn ends settled.
+    pub fn churn_for(&self, churn: Churn, lists: u32) {
+        let mut state = self.lock();
+        state.churn = churn;
+        state.churn_lists_left = Some(lists);
     }
 
     /// The ids churn inserted and deleted so far.
@@ -353,6 +385,11 @@ impl Simulator {
         let mut guard = self.lock();
         let state = &mut *guard;
         let churn = state.churn;
+        match &mut state.churn_lists_left {
+            Some(0) => return,
+            Some(left) => *left -= 1,
+            None => {}
+        }
         if churn.insert_chance > 0.0 && state.rng.random_bool(churn.insert_chance.min(1.0)) {
             let agents = state.data.get(kind).agents().len().max(1);
             let to = agent.unwrap_or_else(|| state.rng.random_range(0..agents) as u16);
@@ -389,6 +426,14 @@ impl Simulator {
             .get(header)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v == state.api_key)
+    }
+
+    /// A live call of `kind` by id, with what renders it; the lock is released before
+    /// rendering.
+    fn find_call(&self, kind: ProviderKind, id: &str) -> Option<(data::CallSlot, data::Renderer)> {
+        let state = self.lock();
+        let data = state.data.get(kind);
+        data.slot_of(id).map(|slot| (slot, data.renderer()))
     }
 
     /// Whether `Authorization: Bearer <key>` holds the key.

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::changes::{touch_partition, touch_partition_of_seq};
 use super::streams::call_of_source;
 use super::{content_hash, id_hash, Archive, CommittedPage, StoreError, StreamId};
 use crate::providers::{CallRecord, ProviderKind};
@@ -134,6 +135,7 @@ impl Archive {
                  VALUES (?1, ?2, ?3, 'upstream', NULL, ?4)",
                 params![p, id, agent, now],
             )?;
+            // Bumps the call's export partition too.
             remove_call(&tx, p, id)?;
         }
         tx.commit()?;
@@ -224,13 +226,16 @@ fn remove_upstream(
     now: &str,
 ) -> rusqlite::Result<u64> {
     let p = provider.as_str();
-    let archived: Option<(i64, Option<String>)> = tx
-        .prepare_cached("SELECT seq, agent_id FROM calls WHERE provider = ?1 AND id = ?2")?
-        .query_row(params![p, id], |r| Ok((r.get(0)?, r.get(1)?)))
+    let archived: Option<(i64, Option<String>, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT seq, agent_id, created_at FROM calls WHERE provider = ?1 AND id = ?2",
+        )?
+        .query_row(params![p, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((seq, agent)) = archived else {
+    let Some((seq, agent, created_at)) = archived else {
         return Ok(0);
     };
+    touch_partition(tx, p, created_at.as_deref())?;
     tx.prepare_cached(
         "INSERT INTO deleted_calls (provider, call_id, agent_id, mode, job_id, deleted_at)
          VALUES (?1, ?2, ?3, 'upstream', NULL, ?4)",
@@ -262,14 +267,16 @@ const CALL_PART_TABLES: &[&str] = CALL_CONTENT_TABLES.split_at(2).1;
 /// The writer's connection keeps foreign keys off (see `Archive::open`), so the children
 /// go here rather than through `ON DELETE CASCADE`.
 pub(crate) fn remove_call(conn: &Connection, provider: &str, id: &str) -> rusqlite::Result<usize> {
-    let seq: Option<i64> = conn
-        .prepare_cached("SELECT seq FROM calls WHERE provider = ?1 AND id = ?2")?
-        .query_row(params![provider, id], |r| r.get(0))
-        .optional()?
-        .flatten();
-    match seq {
-        Some(seq) => remove_call_at(conn, seq),
-        None => Ok(0),
+    let archived: Option<(Option<i64>, Option<String>)> = conn
+        .prepare_cached("SELECT seq, created_at FROM calls WHERE provider = ?1 AND id = ?2")?
+        .query_row(params![provider, id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match archived {
+        Some((Some(seq), created_at)) => {
+            touch_partition(conn, provider, created_at.as_deref())?;
+            remove_call_at(conn, seq)
+        }
+        _ => Ok(0),
     }
 }
 
@@ -302,17 +309,19 @@ fn upsert_call(
 ) -> rusqlite::Result<()> {
     let p = context.provider.as_str();
     let hash = content_hash(&call.raw_json);
-    let existing: Option<(i64, i64, Option<i64>, bool)> = tx
+    /// raw_hash, seq, source_id, redacted, created_at.
+    type Archived = (i64, i64, Option<i64>, bool, Option<String>);
+    let existing: Option<Archived> = tx
         .prepare_cached(
-            "SELECT raw_hash, seq, source_id, redacted_at IS NOT NULL FROM calls
+            "SELECT raw_hash, seq, source_id, redacted_at IS NOT NULL, created_at FROM calls
              WHERE provider = ?1 AND id = ?2",
         )?
         .query_row(params![p, call.id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
     match existing {
-        Some((h, seq, source, redacted))
+        Some((h, seq, source, redacted, _))
             if h == hash || (redacted && call.redacted_at.is_none()) =>
         {
             if h == hash {
@@ -331,9 +340,12 @@ fn upsert_call(
             }
             return Ok(());
         }
-        Some((_, old_seq, _, _)) => {
+        Some((_, old_seq, _, _, old_created_at)) => {
             // The new version's children replace the old ones whole.
             remove_call_at(tx, old_seq)?;
+            if old_created_at != call.created_at {
+                touch_partition(tx, p, old_created_at.as_deref())?;
+            }
             counts.updated += 1;
         }
         None => {
@@ -356,6 +368,7 @@ fn upsert_call(
         }
     }
     insert_call(tx, p, call, hash, Some(context.source), context.now)?;
+    touch_partition(tx, p, call.created_at.as_deref())?;
     counts.evaluations += call.evaluations.len() as u64;
     Ok(())
 }
@@ -369,15 +382,23 @@ pub(crate) fn replace_call(
     now: &str,
 ) -> rusqlite::Result<bool> {
     let p = provider.as_str();
-    let archived: Option<(i64, Option<i64>)> = tx
-        .prepare_cached("SELECT seq, source_id FROM calls WHERE provider = ?1 AND id = ?2")?
-        .query_row(params![p, call.id], |r| Ok((r.get(0)?, r.get(1)?)))
+    let archived: Option<(i64, Option<i64>, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT seq, source_id, created_at FROM calls WHERE provider = ?1 AND id = ?2",
+        )?
+        .query_row(params![p, call.id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
-    let Some((seq, source)) = archived else {
+    let Some((seq, source, old_created_at)) = archived else {
         return Ok(false);
     };
     remove_call_at(tx, seq)?;
     insert_call(tx, p, call, content_hash(&call.raw_json), source, now)?;
+    touch_partition(tx, p, old_created_at.as_deref())?;
+    if old_created_at != call.created_at {
+        touch_partition(tx, p, call.created_at.as_deref())?;
+    }
     Ok(true)
 }
 
@@ -538,6 +559,10 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord, seq: i64) -> rus
                     "DELETE FROM custom_metrics WHERE call_seq = ?1 AND evaluation_id = ?2",
                 )?
                 .execute(params![old_seq, e.id])?;
+                // It leaves another call, whose partition exports it no more.
+                if old_seq != seq {
+                    touch_partition_of_seq(tx, old_seq)?;
+                }
             }
         }
         tx.prepare_cached(

@@ -6,12 +6,14 @@
 //! and every item in one transaction, so a job either exists whole or not at all. A recorded
 //! response changes its item and, when the delete was confirmed, the archive (the call and its
 //! children leave for `full`; the recording fields are cleared for `recording-only`) plus an
-//! audit row, in one transaction: the journal and the mirror never disagree. The audit row
+//! audit row, and the bump of the call's export partition (`changes`), in one transaction: the
+//! journal, the mirror and what a lake learns never disagree. The audit row
 //! holds no call content. This module sends nothing and never chooses what to delete.
 
 use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::changes::touch_partition_of_call;
 use super::{process_alive, Archive};
 use crate::providers::{CallRecord, DeleteMode, ProviderKind};
 use crate::time::format_timestamp;
@@ -330,20 +332,23 @@ impl Archive {
                 (DeleteMode::Full, _) => super::remove_call(&tx, p, &r.call_id)?,
                 // raw_hash is left as it was: a sync that still gets the old recording URL
                 // from the provider then sees the call unchanged and does not restore it.
-                (DeleteMode::RecordingOnly, _) => tx
-                    .prepare_cached(
+                (DeleteMode::RecordingOnly, _) => {
+                    touch_partition_of_call(&tx, p, &r.call_id)?;
+                    tx.prepare_cached(
                         "UPDATE calls SET recording_url = NULL,
                             raw_json = CASE WHEN json_valid(raw_json)
                                 THEN json_set(raw_json, '$.recording_url', NULL)
                                 ELSE raw_json END
                          WHERE provider = ?1 AND id = ?2",
                     )?
-                    .execute(params![p, r.call_id])?,
+                    .execute(params![p, r.call_id])?
+                }
                 (DeleteMode::Redact, Some(call)) => {
                     usize::from(super::calls::replace_call(&tx, r.provider, call, &now)?)
                 }
                 // No reply to go by: the transcript and summary leave, raw JSON included.
                 (DeleteMode::Redact, None) => {
+                    touch_partition_of_call(&tx, p, &r.call_id)?;
                     tx.prepare_cached(
                         "DELETE FROM transcript_turns
                          WHERE call_seq = (SELECT seq FROM calls WHERE provider = ?1 AND id = ?2)",

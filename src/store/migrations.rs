@@ -217,4 +217,27 @@ pub(crate) const STEPS: &[&str] = &[
     ALTER TABLE sync_runs ADD COLUMN source_id INTEGER REFERENCES sources (id);
     ALTER TABLE sync_runs ADD COLUMN deleted_upstream INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE delete_items ADD COLUMN key_env TEXT;",
+    // 5: what `export --incremental` needs to know without reading every call. The archive
+    // gets an identity (`archive_meta.archive_id`, random), which a lake's manifest keeps so a
+    // lake is never updated from another archive. `partition_versions` holds one counter per
+    // export partition, (provider, UTC day of the call's `created_at`; '' for none): every
+    // write that changes what a partition exports (a call archived, updated, removed,
+    // redacted, its recording cleared, an evaluation moving between calls) adds one to its
+    // partition's counter in the same transaction, and a lake rewrites the partitions whose
+    // counter moved since it last looked. A counter per partition rather than a row per change:
+    // a sync's page adds no rows, only bumps a row of a table of a few hundred. Archived calls
+    // start every partition at 1.
+    "CREATE TABLE archive_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO archive_meta (key, value) VALUES ('archive_id', lower(hex(randomblob(16))));
+    CREATE TABLE partition_versions (
+        provider TEXT NOT NULL,
+        day TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (provider, day)
+    ) WITHOUT ROWID;
+    INSERT INTO partition_versions (provider, day, version)
+        SELECT provider, coalesce(substr(created_at, 1, 10), ''), 1 FROM calls GROUP BY 1, 2;",
 ];

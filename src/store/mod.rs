@@ -11,9 +11,11 @@
 //!
 //! Files by concern: `open` (the file, pragmas, schema and upgrades), `group` (group
 //! commits), `streams` (stream state, walks in progress, runs), `calls` (call content),
-//! `journal` (delete jobs), `writer` (the writer thread).
+//! `changes` (which export partitions changed, for incremental exports), `journal` (delete
+//! jobs), `writer` (the writer thread).
 
 mod calls;
+pub mod changes;
 mod group;
 pub mod journal;
 mod migrations;
@@ -59,6 +61,8 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error("{path} is being written by a sync, and its folder cannot hold a reader's shared-memory file; run again when the sync has ended")]
+    WriterInReadOnlyFolder { path: PathBuf },
     #[error("no archive at {path}; run `callvault sync` first")]
     Missing { path: PathBuf },
     #[error("cannot read {path}: {source}")]
@@ -84,8 +88,8 @@ pub struct Archive {
 }
 
 /// Whether `pid` is another running callvault. A PID the system gave to some other program
-/// since is not: its job was left behind and may be resumed.
-fn process_alive(pid: i64) -> bool {
+/// since is not: its job (or temporary file) was left behind.
+pub(crate) fn process_alive(pid: i64) -> bool {
     if pid == std::process::id() as i64 {
         return false;
     }

@@ -21,6 +21,11 @@ const CACHE_KIB: i64 = 64 * 1024;
 /// about 1,480 to 1,280 a second (every read searches a longer WAL index).
 const CHECKPOINT_PAGES: i64 = 4_096;
 
+/// How long a writer waits for another process's write transaction (a second sync or a delete
+/// on the same archive) before giving up. A busy writer frees the lock only between its
+/// commits, so the wait is generous; readers never wait for writers (WAL).
+const WRITE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What a WAL file is cut back to once a checkpoint has emptied it.
 const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
 
@@ -60,7 +65,7 @@ impl Archive {
     pub fn open(path: &Path) -> Result<Archive, StoreError> {
         check_header(path)?;
         let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(WRITE_LOCK_WAIT)?;
         conn.set_prepared_statement_cache_capacity(64);
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -107,10 +112,7 @@ impl Archive {
                 path: path.to_path_buf(),
             });
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let conn = open_reader(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "query_only", "ON")?;
         let version: i64 = conn
@@ -134,6 +136,44 @@ impl Archive {
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// A read-only connection. In a folder this process can write, a reader shares the archive's
+/// WAL like any SQLite reader (and sees a sync's commits). In one it cannot write (another
+/// user's archive, a read-only mount), SQLite could not create the WAL's shared-memory file,
+/// and a reader that did create one as another user would lock the owner out: with no WAL
+/// file present (no writer), the archive is opened `immutable`, which needs no file beside
+/// it; with one present, a sync is writing and the reader is refused until it ends.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if tempfile::tempfile_in(folder).is_ok() {
+        return Ok(Connection::open_with_flags(path, flags)?);
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if Path::new(&wal).exists() {
+        return Err(StoreError::WriterInReadOnlyFolder {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut uri =
+        url::Url::from_file_path(std::path::absolute(path).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?)
+        .map_err(|()| StoreError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("not a file path"),
+        })?;
+    uri.set_query(Some("immutable=1"));
+    Ok(Connection::open_with_flags(
+        uri.as_str(),
+        flags | OpenFlags::SQLITE_OPEN_URI,
+    )?)
 }
 
 /// Whether the database is empty (a new archive) or holds callvault's own tables at

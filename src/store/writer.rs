@@ -168,25 +168,24 @@ mod tests {
         let path = dir.path().join("a.db");
         let writer = ArchiveWriter::spawn(Archive::open(&path).unwrap());
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
             .build()
             .unwrap();
         let (first, failing, later) = runtime.block_on(async {
-            // The first job holds the thread until the others are queued behind it, so the
-            // failing one shares its group.
-            let first = writer.run(|a| {
-                std::thread::sleep(std::time::Duration::from_millis(300));
-                mark(a, "first", false)
-            });
-            let failing = async {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                writer.run(|a| mark(a, "failing", true)).await
-            };
-            let later = async {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                writer.run(|a| mark(a, "later", false)).await
-            };
-            tokio::join!(first, failing, later)
+            // The first job holds the thread until the other two are queued behind it, so the
+            // failing one is taken into its group: a gate it waits on, opened once both are
+            // queued (`submit` returns once a job is on the queue).
+            let (open_gate, gate) = std::sync::mpsc::channel::<()>();
+            let first = writer
+                .submit(move |a| {
+                    gate.recv().map_err(|_| StoreError::WriterGone)?;
+                    mark(a, "first", false)
+                })
+                .await
+                .unwrap();
+            let failing = writer.submit(|a| mark(a, "failing", true)).await.unwrap();
+            let later = writer.submit(|a| mark(a, "later", false)).await.unwrap();
+            open_gate.send(()).unwrap();
+            tokio::join!(first.answer(), failing.answer(), later.answer())
         });
         writer.close();
         assert!(

@@ -566,6 +566,12 @@ impl StreamWalk<'_> {
                     report.outcome = StreamOutcome::Complete;
                     if ctx.settings.prune && plan.covers_everything {
                         report.pruned = self.prune(&walk.seen).await?;
+                    } else if ctx.settings.prune {
+                        // A call the walk did not see may simply be outside it (another label).
+                        tracing::warn!(
+                            "{kind} {key}: not pruned: this walk ({}) does not cover every call the provider holds",
+                            plan.description
+                        );
                     }
                     return Ok(walk.seen);
                 }

@@ -1,5 +1,5 @@
-//! The archive core: full and incremental sync, sort-order independence, bad input, keys,
-//! config, status, query, the simulator and the demo.
+//! The archive core: full and incremental sync, sort-order independence, labelled streams,
+//! bad input (a call without an id), keys, config, status, query, the simulator and the demo.
 
 use callvault::sim::{SimConfig, SimServer, SortOrder};
 use serde_json::Value;
@@ -664,4 +664,140 @@ fn the_simulators_bluejay_answers_match_bluejays_openapi() {
         }
     }
     assert_eq!(pages, 3);
+}
+
+#[test]
+fn a_labelled_stream_keeps_its_own_state_and_is_never_pruned() {
+    let fx = Fixture::new(sim_config(300, 1));
+    let agent = fx.agents()[0].clone();
+    let labelled = |extra: &[&str]| {
+        let out = fx
+            .sync_of("bluejay", &["--agent", &agent, "--label", "production"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        stderr_of(&out)
+    };
+    labelled(&[]);
+    let served = served_calls(&fx.server);
+    let production: std::collections::BTreeSet<&String> = served
+        .iter()
+        .filter(|(_, c)| c["metadata"]["label"] == "production")
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        production.len() > 50 && production.len() < 250,
+        "{}",
+        production.len()
+    );
+    let conn = open(&fx.db());
+    let archived = strings(&conn, "SELECT id FROM calls");
+    assert_eq!(
+        archived.iter().collect::<std::collections::BTreeSet<_>>(),
+        production,
+        "only the label's calls"
+    );
+    assert_eq!(
+        strings(&conn, "SELECT scope FROM sync_state"),
+        [format!("{agent}#label=production")]
+    );
+
+    // A call of the label deleted at the provider: a full walk of the label does not see it,
+    // and still does not prune it (the label's walk is not everything the agent has).
+    let victim = archived[0].clone();
+    let base = fx.server.base_url();
+    let (status, _) = http("DELETE", &format!("{base}/v1/call-log/{victim}"), Some(KEY));
+    assert_eq!(status, 200);
+    let stderr = labelled(&["--full", "--prune"]);
+    assert!(
+        stderr.contains("not pruned: this walk (window all, label production) does not cover"),
+        "{stderr}"
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM calls") as usize,
+        production.len()
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM deleted_calls"), 0);
+
+    // The agent's own stream is another stream, with its own state; its full walk prunes.
+    let out = fx
+        .sync_of("bluejay", &["--agent", &agent, "--full", "--prune"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        strings(&conn, "SELECT scope FROM sync_state ORDER BY scope"),
+        [agent.clone(), format!("{agent}#label=production")]
+    );
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT call_id FROM deleted_calls WHERE mode = 'upstream'"
+        ),
+        [victim]
+    );
+    assert_archive_matches(&conn, &served_calls(&fx.server));
+}
+
+/// Every archived call of `provider`: id and raw JSON.
+fn raw_calls(db: &std::path::Path, provider: &str) -> std::collections::BTreeMap<String, String> {
+    let conn = open(db);
+    let mut stmt = conn
+        .prepare("SELECT id, raw_json FROM calls WHERE provider = ?1")
+        .unwrap();
+    stmt.query_map([provider], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn a_page_holding_a_call_without_an_id_fails_its_stream_clearly_and_loses_nothing() {
+    use callvault::providers::ProviderKind;
+    // Each platform against its own simulator, at once: the bad page is retried (it may have
+    // been a cut-off answer) before the stream gives up, and those waits overlap.
+    let runs: Vec<_> = ProviderKind::ALL
+        .into_iter()
+        .map(|kind| {
+            std::thread::spawn(move || {
+                let fx = Fixture::new(sim_config(300, 2));
+                let name = kind.as_str();
+                let out = fx.sync_of(name, &[]).output().unwrap();
+                assert!(out.status.success(), "{name}: {}", stderr_of(&out));
+                let before = raw_calls(&fx.db(), name);
+                assert!(before.len() >= 300, "{name}: {}", before.len());
+
+                let added = fx.server.sim.add_calls_of(kind, 0, 3);
+                let bad = added[1].clone();
+                fx.server.sim.serve_without_id(&bad);
+                let out = fx.sync_of(name, &[]).output().unwrap();
+                let stderr = stderr_of(&out);
+                // Bluejay and Cartesia list per agent (the other agent's stream completes);
+                // Clarion and Ultravox list the whole account in one stream.
+                let expected = match kind {
+                    ProviderKind::Bluejay | ProviderKind::Cartesia => 3,
+                    ProviderKind::Clarion | ProviderKind::Ultravox => 1,
+                };
+                assert_eq!(out.status.code(), Some(expected), "{name}: {stderr}");
+                assert!(
+                    stderr.contains("has no id") || stderr.contains("has no callId"),
+                    "{name}: {stderr}"
+                );
+                assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+                let after = raw_calls(&fx.db(), name);
+                assert!(
+                    !after.contains_key(&bad),
+                    "{name}: the bad call was archived"
+                );
+                for (id, raw) in &before {
+                    assert_eq!(after.get(id), Some(raw), "{name}: {id} kept as it was");
+                }
+                assert_no_orphans(&open(&fx.db()));
+            })
+        })
+        .collect();
+    for run in runs {
+        run.join().unwrap();
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
-use callvault::sim::{DeleteRecord, SimConfig, SimServer};
+use callvault::sim::{DeleteRecord, FaultConfig, FaultKind, SimConfig, SimServer};
 use rand::Rng;
 use rusqlite::Connection;
 
@@ -220,10 +220,82 @@ fn a_later_sync_never_brings_a_deleted_call_back() {
         stderr.contains("25 deleted call(s) are still served by the provider"),
         "{stderr}"
     );
+    assert!(stderr.contains("not re-archived"), "{stderr}");
     let conn = open(&fx.db());
     assert_eq!(count(&conn, "SELECT count(*) FROM calls"), 175);
     let archived = set(&conn, "SELECT id FROM calls");
     assert!(selected.is_disjoint(&archived));
+    // Nothing of them came back, children included.
+    let ids: Vec<String> = selected.iter().map(|id| format!("'{id}'")).collect();
+    for table in [
+        "evaluations",
+        "participants",
+        "tool_calls",
+        "call_events",
+        "call_tags",
+        "custom_metrics",
+    ] {
+        let sql = format!(
+            "SELECT count(*) FROM {table} WHERE call_id IN ({})",
+            ids.join(", ")
+        );
+        assert_eq!(count(&conn, &sql), 0, "{table}");
+    }
+    assert_no_orphans(&conn);
+}
+
+#[test]
+fn a_sync_after_a_recording_only_delete_keeps_the_recording_cleared() {
+    let config = SimConfig {
+        anchor: Some(chrono::Utc::now()),
+        ..sim_config(150, 1)
+    };
+    let fx = Fixture::new(config.clone());
+    // The twin still serves the recording URLs the first one cleared, like a provider whose
+    // lists lag behind its deletes.
+    let twin = SimServer::start(config).unwrap();
+    assert!(fx.sync().output().unwrap().status.success());
+    let sql = "SELECT provider, id AS call_id FROM calls WHERE recording_url IS NOT NULL ORDER BY id LIMIT 12";
+    let selected = set(
+        &open(&fx.db()),
+        "SELECT id FROM calls WHERE recording_url IS NOT NULL ORDER BY id LIMIT 12",
+    );
+    let out = fx
+        .cmd()
+        .args([
+            "delete",
+            "--select",
+            sql,
+            "--mode",
+            "recording-only",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let cleared = "SELECT id FROM calls WHERE recording_url IS NULL
+                     AND json_type(raw_json, '$.recording_url') = 'null'";
+    let agent = fx.agents()[0].clone();
+    for (server, serves) in [(&twin, "the old URL"), (&fx.server, "no URL")] {
+        let out = fx
+            .cmd()
+            .args(["sync", "bluejay", "--full", "--agent", &agent])
+            .args(["--base-url", &server.base_url()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let conn = open(&fx.db());
+        assert!(
+            selected.is_subset(&set(&conn, cleared)),
+            "a sync from a provider serving {serves} kept the recordings cleared"
+        );
+        assert_eq!(count(&conn, "SELECT count(*) FROM calls"), 150);
+    }
+    // The provider itself cleared them.
+    let served_here = served_calls(&fx.server);
+    assert!(selected
+        .iter()
+        .all(|id| served_here[id]["recording_url"].is_null()));
 }
 
 #[test]
@@ -704,6 +776,11 @@ fn refused_items_fail_with_status_and_message_and_exit_3() {
         stderr.contains("57 done, 0 gone, 0 skipped, 3 failed"),
         "{stderr}"
     );
+    assert_eq!(
+        server.requests.load(Ordering::SeqCst),
+        60,
+        "one request per call: a 400 is not sent again"
+    );
     assert!(stderr.contains("(HTTP 400): "), "{stderr}");
     assert!(stderr.contains("call is under legal hold"), "{stderr}");
     let conn = open(&fx.db());
@@ -797,5 +874,112 @@ fn a_job_left_by_a_dead_process_resumes_and_a_live_ones_is_refused_with_its_caus
             .filter(|d| d.status == 200)
             .count(),
         5
+    );
+}
+
+#[test]
+fn a_delete_through_faults_stops_when_asked_to_wait_too_long_and_resume_finishes_it() {
+    const PLANNED: usize = 150;
+    let fx = synced(300, 2);
+    let selection =
+        format!("SELECT provider, id AS call_id FROM calls ORDER BY created_at LIMIT {PLANNED}");
+    let conn = open(&fx.db());
+    let planned = set(
+        &conn,
+        &format!("SELECT id FROM calls ORDER BY created_at LIMIT {PLANNED}"),
+    );
+    let untouched_before = dump_without(&conn, &planned);
+    drop(conn);
+    // Refusals before the provider acts (429, 503, 500) and answers lost after it acted (a
+    // dropped connection, a cut-off body: the retry then finds the call gone).
+    let mid_job_faults = [
+        FaultKind::TooManyRequests,
+        FaultKind::Unavailable,
+        FaultKind::ServerError,
+        FaultKind::DropConnection,
+        FaultKind::TruncateBody,
+    ];
+    fx.server.sim.set_faults(FaultConfig {
+        rate: 0.3,
+        kinds: mid_job_faults.to_vec(),
+        retry_after_secs: 0,
+        ..FaultConfig::default()
+    });
+    let mut child = fx
+        .std_cmd()
+        .args(["delete", "--select", &selection, "--yes", "--rps", "50"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A fifth of the way through (at 50 requests a second, 2.4 s of the job are still to
+    // come), the provider asks to wait ten minutes: the job stops there.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while settled_items(&fx.db()) < PLANNED as i64 / 5 {
+        assert!(Instant::now() < deadline, "the job never got going");
+        assert!(child.try_wait().unwrap().is_none(), "the job ended early");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    fx.server.sim.set_faults(FaultConfig {
+        rate: 1.0,
+        kinds: vec![FaultKind::TooManyRequests],
+        retry_after_secs: 600,
+        ..FaultConfig::default()
+    });
+    let out = child.wait_with_output().unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stay pending") && stderr.contains("--resume 1"),
+        "{stderr}"
+    );
+    let pending = count(
+        &open(&fx.db()),
+        "SELECT count(*) FROM delete_items WHERE state = 'pending'",
+    );
+    assert!(pending > 0, "stopped mid-job");
+    let log = fx.server.sim.request_log();
+    for kind in mid_job_faults {
+        assert!(
+            log.iter()
+                .any(|r| r.method == "DELETE" && r.fault == Some(kind)),
+            "{kind:?} struck a delete"
+        );
+    }
+
+    fx.server.sim.set_faults(FaultConfig::default());
+    let out = fx.cmd().args(["delete", "--resume", "1"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let conn = open(&fx.db());
+    let states: BTreeMap<String, String> = conn
+        .prepare("SELECT call_id, state FROM delete_items WHERE job_id = 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(states.keys().cloned().collect::<BTreeSet<_>>(), planned);
+    let sim = deletes_by_call(&fx.server.sim.deletes());
+    let mut gone = 0;
+    for (id, state) in &states {
+        let seen = sim.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        match state.as_str() {
+            "done" => assert_eq!(seen, [200], "{id} is done: deleted once"),
+            "gone" => {
+                gone += 1;
+                assert!(
+                    seen.len() >= 2 && seen[0] == 200 && seen[1..].iter().all(|s| *s == 404),
+                    "{id} is gone: its answer was lost, the retry found it gone: {seen:?}"
+                );
+            }
+            other => panic!("{id} ended {other}"),
+        }
+    }
+    assert!(gone > 0, "some answers were lost after the provider acted");
+    assert!(sim.keys().all(|id| planned.contains(id)));
+    assert_eq!(content_dump(&conn), untouched_before);
+    assert_eq!(
+        set(&conn, "SELECT call_id FROM deleted_calls WHERE job_id = 1"),
+        planned
     );
 }

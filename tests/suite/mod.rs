@@ -2,6 +2,8 @@ mod archive;
 mod cartesia;
 mod clarion;
 mod delete;
+mod killed;
+mod lake;
 mod query;
 mod reliability;
 mod report;

@@ -2,7 +2,7 @@
 //! parameters, exact figures checked against a plain computation over the SQLite file,
 //! partitioned Parquet and CSV exports, and DuckDB reading what callvault wrote.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::{DataType, ParquetReader, SerReader, TimeUnit, TimeZone};
@@ -132,92 +132,283 @@ fn query_results_are_typed_in_every_format() {
     assert_eq!(std::fs::read_to_string(&csv_path).unwrap(), csv);
 }
 
+/// One evaluation of a served call, as the simulator's data set holds it.
+struct ServedEvaluation {
+    call_id: String,
+    agent: String,
+    created: String,
+    latency: Option<f64>,
+    hallucination: Option<bool>,
+}
+
+/// The served calls' evaluations, read from the simulator's JSON.
+fn served_evaluations(calls: &[Value]) -> Vec<ServedEvaluation> {
+    let mut out = Vec::new();
+    for c in calls {
+        for e in c["evaluations"].as_array().unwrap() {
+            out.push(ServedEvaluation {
+                call_id: c["id"].as_str().unwrap().into(),
+                agent: c["agent_id"].as_str().unwrap().into(),
+                created: archive_time(&c["created_at"]),
+                latency: e["latency"]["avg_agent_latency"]
+                    .as_f64()
+                    .or(e["avg_agent_latency"].as_f64()),
+                hallucination: e["hallucination"].as_bool(),
+            });
+        }
+    }
+    out
+}
+
+/// A served time in the archive's form (RFC 3339 UTC, milliseconds).
+fn archive_time(v: &Value) -> String {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+fn column(rows: &[Value], name: &str) -> Vec<String> {
+    rows.iter()
+        .map(|r| r[name].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
-fn named_queries_list_run_and_bind_parameters() {
+fn named_queries_answer_what_the_simulators_data_set_holds() {
     let fx = synced(400);
+    let calls = fx.server.sim.calls_json();
+    let evals = served_evaluations(&calls);
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--format", "json"]);
+        json_rows(&run_ok(&fx, &all))
+    };
     let listing = run_ok(&fx, &["query", "--list"]);
     for name in [
-        "latency_by_agent_day",
-        "hallucination_by_agent_day",
-        "slowest_calls",
-        "hallucinated_calls",
-        "unevaluated_calls",
-        "tool_usage",
+        "agent_calls",
         "calls_older_than",
+        "hallucinated_calls",
+        "hallucination_by_agent_day",
+        "latency_by_agent_day",
+        "slowest_calls",
+        "tool_usage",
+        "unevaluated_calls",
     ] {
         let line = listing
             .lines()
             .find(|l| l.starts_with(name))
             .unwrap_or_else(|| panic!("{name} listed: {listing}"));
         assert!(line.len() > name.len() + 10, "with a description: {line}");
-        let mut args = vec!["query", name, "--format", "json"];
-        if name == "calls_older_than" {
-            args.extend(["--param", "days=30"]);
-        }
-        run_ok(&fx, &args);
     }
 
-    // Retention selection: provider and call_id, bound days, never spliced.
-    let conn = open(&fx.db());
-    let old = json_rows(&run_ok(
-        &fx,
-        &[
-            "query",
-            "calls_older_than",
-            "--param",
-            "days=60",
-            "--format",
-            "json",
-        ],
-    ));
-    let want = count(
-        &conn,
-        "SELECT count(*) FROM calls
-         WHERE julianday(created_at) < julianday('now') - 60",
+    // latency_by_agent_day: n, mean (1 decimal), min and max per agent and day.
+    let mut latency: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    for e in &evals {
+        if let Some(v) = e.latency {
+            let key = (e.agent.clone(), e.created[..10].to_string());
+            latency.entry(key).or_default().push(v);
+        }
+    }
+    let rows = run(&["query", "latency_by_agent_day"]);
+    assert_eq!(rows.len(), latency.len(), "one row per agent and day");
+    assert!(latency.len() > 100, "{}", latency.len());
+    for (row, ((agent, day), values)) in rows.iter().zip(&latency) {
+        assert_eq!(
+            (
+                row["provider"].as_str(),
+                row["agent_id"].as_str(),
+                row["day"].as_str()
+            ),
+            (Some("bluejay"), Some(agent.as_str()), Some(day.as_str())),
+            "rows in (provider, agent, day) order"
+        );
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(row["n"].as_u64(), Some(values.len() as u64), "{row}");
+        assert!(
+            (row["mean_ms"].as_f64().unwrap() - mean).abs() <= 0.05 + 1e-9,
+            "{row} vs {mean}"
+        );
+        assert_eq!(row["min_ms"].as_f64(), Some(min), "{row}");
+        assert_eq!(row["max_ms"].as_f64(), Some(max), "{row}");
+    }
+
+    // hallucination_by_agent_day: evaluations with a verdict, flagged, rate (4 decimals).
+    let mut verdicts: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for e in &evals {
+        if let Some(flagged) = e.hallucination {
+            let entry = verdicts
+                .entry((e.agent.clone(), e.created[..10].to_string()))
+                .or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(flagged);
+        }
+    }
+    let rows = run(&["query", "hallucination_by_agent_day"]);
+    assert_eq!(rows.len(), verdicts.len());
+    for (row, ((agent, day), (n, flagged))) in rows.iter().zip(&verdicts) {
+        assert_eq!(
+            (row["agent_id"].as_str(), row["day"].as_str()),
+            (Some(agent.as_str()), Some(day.as_str()))
+        );
+        assert_eq!(
+            (row["n"].as_u64(), row["flagged"].as_u64()),
+            (Some(*n), Some(*flagged))
+        );
+        let rate = *flagged as f64 / *n as f64;
+        assert!(
+            (row["rate"].as_f64().unwrap() - rate).abs() <= 0.00005 + 1e-12,
+            "{row}"
+        );
+    }
+
+    // slowest_calls: the 50 highest latencies, highest first, ties by id.
+    let mut slowest: Vec<(f64, &str)> = evals
+        .iter()
+        .filter_map(|e| e.latency.map(|v| (v, e.call_id.as_str())))
+        .collect();
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    slowest.truncate(50);
+    let rows = run(&["query", "slowest_calls"]);
+    let got: Vec<(f64, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["avg_agent_latency"].as_f64().unwrap(),
+                r["call_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(f64, String)> = slowest.iter().map(|(v, id)| (*v, id.to_string())).collect();
+    assert_eq!(got, want);
+
+    // hallucinated_calls: every flagged evaluation's call, newest first.
+    let mut flagged: Vec<(&str, &str)> = evals
+        .iter()
+        .filter(|e| e.hallucination == Some(true))
+        .map(|e| (e.created.as_str(), e.call_id.as_str()))
+        .collect();
+    flagged.sort_by(|a, b| b.0.cmp(a.0).then(a.1.cmp(b.1)));
+    let rows = run(&["query", "hallucinated_calls"]);
+    assert!(flagged.len() > 10, "{}", flagged.len());
+    assert_eq!(
+        column(&rows, "call_id"),
+        flagged.iter().map(|f| f.1.to_string()).collect::<Vec<_>>()
     );
+
+    // unevaluated_calls: calls without an evaluation, oldest first, with their status.
+    let mut unevaluated: Vec<(String, String, String)> = calls
+        .iter()
+        .filter(|c| c["evaluations"].as_array().unwrap().is_empty())
+        .map(|c| {
+            (
+                archive_time(&c["created_at"]),
+                c["id"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    unevaluated.sort();
+    let rows = run(&["query", "unevaluated_calls"]);
+    assert!(!unevaluated.is_empty());
+    let got: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap().to_string();
+            (text("created_at"), text("call_id"), text("status"))
+        })
+        .collect();
+    assert_eq!(got, unevaluated);
+
+    // tool_usage: per tool, the calls that used it and its uses, most used first.
+    let mut tools: BTreeMap<String, (BTreeSet<String>, u64)> = BTreeMap::new();
+    for c in &calls {
+        for t in c["tool_calls"].as_array().into_iter().flatten() {
+            let entry = tools
+                .entry(t["name"].as_str().unwrap().to_string())
+                .or_default();
+            entry.0.insert(c["id"].as_str().unwrap().to_string());
+            entry.1 += 1;
+        }
+    }
+    let mut usage: Vec<(u64, String, u64)> = tools
+        .into_iter()
+        .map(|(name, (used_by, uses))| (uses, name, used_by.len() as u64))
+        .collect();
+    usage.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let rows = run(&["query", "tool_usage"]);
+    let got: Vec<(u64, String, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["uses"].as_u64().unwrap(),
+                r["tool"].as_str().unwrap().to_string(),
+                r["calls"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(usage.len() >= 2, "{usage:?}");
+    assert_eq!(got, usage);
+
+    // agent_calls binds :agent as text: one row per call and evaluation, newest first.
+    let agent = &fx.agents()[0];
+    let mut mine: Vec<(String, String)> = Vec::new();
+    for c in calls.iter().filter(|c| c["agent_id"] == agent.as_str()) {
+        let n = c["evaluations"].as_array().unwrap().len().max(1);
+        for _ in 0..n {
+            mine.push((
+                archive_time(&c["created_at"]),
+                c["id"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    mine.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let rows = run(&["query", "agent_calls", "--param", &format!("agent={agent}")]);
+    assert_eq!(
+        column(&rows, "call_id"),
+        mine.iter().map(|m| m.1.clone()).collect::<Vec<_>>()
+    );
+
+    // calls_older_than binds days, never spliced: calls created before now - 60 days (a
+    // call that crossed the line while the query ran may fall either way).
+    let cutoff = |at: chrono::DateTime<chrono::Utc>| {
+        (at - chrono::Duration::days(60))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string()
+    };
+    let before = cutoff(chrono::Utc::now());
+    let rows = run(&["query", "calls_older_than", "--param", "days=60"]);
+    let after = cutoff(chrono::Utc::now());
+    let old: BTreeSet<String> = column(&rows, "call_id").into_iter().collect();
+    let created = |c: &&Value| archive_time(&c["created_at"]);
+    let surely: BTreeSet<String> = calls
+        .iter()
+        .filter(|c| created(c) < before)
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let maybe: BTreeSet<String> = calls
+        .iter()
+        .filter(|c| created(c) < after)
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
     assert!(
-        (old.len() as i64 - want).abs() <= 1,
-        "{} vs {want}",
+        surely.is_subset(&old) && old.is_subset(&maybe),
+        "{} old",
         old.len()
     );
-    assert!(want > 100 && want < 300, "about half of 120 days: {want}");
-    assert_eq!(old[0]["provider"], "bluejay");
-    assert!(old[0]["call_id"].is_string());
-    let none = json_rows(&run_ok(
-        &fx,
-        &[
-            "query",
-            "calls_older_than",
-            "--param",
-            "days=100000",
-            "--format",
-            "json",
-        ],
-    ));
-    assert!(none.is_empty());
+    assert!(
+        surely.len() > 100 && surely.len() < 300,
+        "about half of 120 days"
+    );
+    assert!(rows.iter().all(|r| r["provider"] == "bluejay"));
+    assert!(run(&["query", "calls_older_than", "--param", "days=100000"]).is_empty());
     let err = run_err(&fx, &["query", "calls_older_than"]);
     assert!(err.contains("--param days="), "{err}");
     let err = run_err(&fx, &["query", "slowest_calls", "--param", "days=3"]);
     assert!(err.contains("days"), "{err}");
-
-    // :agent binds text.
-    let agent = &fx.agents()[0];
-    let mine = json_rows(&run_ok(
-        &fx,
-        &[
-            "query",
-            "agent_calls",
-            "--param",
-            &format!("agent={agent}"),
-            "--format",
-            "json",
-        ],
-    ));
-    let want = count(
-        &conn,
-        &format!("SELECT count(*) FROM calls c LEFT JOIN evaluations e ON e.provider = c.provider AND e.call_id = c.id WHERE c.agent_id = '{agent}'"),
-    );
-    assert_eq!(mine.len() as i64, want);
 
     // A queries/ folder beside the archive adds queries; unknown names list them all.
     let dir = fx.dir.path().join("queries");
@@ -228,7 +419,23 @@ fn named_queries_list_run_and_bind_parameters() {
     )
     .unwrap();
     assert!(run_ok(&fx, &["query", "--list"]).contains("tagged"));
-    run_ok(&fx, &["query", "tagged"]);
+    let mut tags: BTreeMap<String, u64> = BTreeMap::new();
+    for c in &calls {
+        let mine: BTreeSet<&str> = c["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for tag in mine {
+            *tags.entry(tag.to_string()).or_default() += 1;
+        }
+    }
+    let mut want = String::from("tag,n\n");
+    for (tag, n) in &tags {
+        want.push_str(&format!("{tag},{n}\n"));
+    }
+    assert_eq!(run_ok(&fx, &["query", "tagged", "--format", "csv"]), want);
     let err = run_err(&fx, &["query", "no_such_query"]);
     assert!(
         err.contains("no_such_query") && err.contains("slowest_calls") && err.contains("tagged"),
@@ -553,7 +760,7 @@ fn stats_equal_a_reference_computation_for_every_group() {
     }
 }
 
-fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
+pub(super) fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -567,7 +774,7 @@ fn files_under(dir: &Path, ext: &str) -> Vec<PathBuf> {
     out
 }
 
-fn parquet_rows(files: &[PathBuf]) -> usize {
+pub(super) fn parquet_rows(files: &[PathBuf]) -> usize {
     files
         .iter()
         .map(|f| {
@@ -776,7 +983,7 @@ fn pydeps() -> PathBuf {
     target.join("pydeps")
 }
 
-fn python_with_duckdb() -> std::process::Command {
+pub(super) fn python_with_duckdb() -> std::process::Command {
     let deps = pydeps();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let importable = std::process::Command::new("python3")
@@ -868,4 +1075,79 @@ fn duckdb_reads_the_export_and_agrees_with_stats() {
             row["p95"]
         );
     }
+}
+
+#[test]
+fn large_and_endless_results_stream_instead_of_filling_memory() {
+    let fx = synced(50);
+    let many = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 150000)
+                SELECT n, 'row ' || n AS label FROM r";
+    let csv = run_ok(&fx, &["query", many, "--format", "csv"]);
+    assert_eq!(csv.lines().count(), 150_001);
+    assert!(csv.ends_with("150000,row 150000\n"));
+    let json: Vec<Value> =
+        serde_json::from_str(&run_ok(&fx, &["query", many, "--format", "json"])).unwrap();
+    assert_eq!(json.len(), 150_000);
+    assert_eq!(json[149_999]["n"], 150_000);
+    assert_eq!(
+        run_ok(&fx, &["query", many, "--format", "ndjson"])
+            .lines()
+            .count(),
+        150_000
+    );
+    let parquet = fx.dir.path().join("many.parquet");
+    run_ok(
+        &fx,
+        &[
+            "query",
+            many,
+            "--format",
+            "parquet",
+            "--out",
+            parquet.to_str().unwrap(),
+        ],
+    );
+    let file = std::fs::File::open(&parquet).unwrap();
+    let df = polars::prelude::ParquetReader::new(file).finish().unwrap();
+    assert_eq!(df.height(), 150_000);
+    // The table format is for a terminal: it stops and says so.
+    let table = run_ok(&fx, &["query", many]);
+    assert!(
+        table.contains("only the first 10000 rows are shown"),
+        "{}",
+        &table[table.len() - 200..]
+    );
+    // A column that changes type after the first chunk is refused with what to do.
+    let mixed = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 70000)
+                 SELECT CASE WHEN n < 70000 THEN n ELSE 'late text' END AS v FROM r";
+    let out = fx
+        .cmd()
+        .args(["query", mixed, "--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("CAST the column"),
+        "{}",
+        stderr_of(&out)
+    );
+    // An endless result ends quietly when its reader has had enough.
+    let mut child = fx
+        .std_cmd()
+        .args([
+            "query",
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r",
+            "--format",
+            "csv",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first: Vec<String> = lines.by_ref().take(5).map(Result::unwrap).collect();
+    assert_eq!(first, ["n", "1", "2", "3", "4"]);
+    drop(lines);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 }

@@ -64,7 +64,9 @@ impl Fixture {
         cmd
     }
 
-    fn sync_args(&self) -> Vec<String> {
+    /// The arguments of `sync()`: `sync bluejay --base-url <simulator> --agent ..` for every
+    /// agent.
+    pub fn sync_args(&self) -> Vec<String> {
         let mut args: Vec<String> = ["sync", "bluejay", "--base-url", &self.server.base_url()]
             .map(String::from)
             .to_vec();
@@ -231,7 +233,6 @@ fn opt_f64(v: &Value) -> Option<f64> {
     v.as_f64()
 }
 
-/// Checks every archived value against what the simulator served, field by field.
 /// No row of a child table outlives its call (callvault's writer removes children itself).
 pub fn assert_no_orphans(conn: &Connection) {
     let mut stmt = conn.prepare("PRAGMA foreign_key_check").unwrap();
@@ -243,6 +244,7 @@ pub fn assert_no_orphans(conn: &Connection) {
     assert!(orphans.is_empty(), "rows without their call in {orphans:?}");
 }
 
+/// Checks every archived value against what the simulator served, field by field.
 pub fn assert_archive_matches(conn: &Connection, served: &BTreeMap<String, Value>) {
     assert_no_orphans(conn);
     let archived = archived_calls(conn);

@@ -433,6 +433,10 @@ pub fn summary_frame(by: Grouping, groups: &[GroupFigures]) -> Result<DataFrame,
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use polars::prelude::DataType;
+
     use super::*;
     use crate::providers::bluejay::parse_call_log;
     use crate::providers::ProviderKind;
@@ -450,20 +454,53 @@ mod tests {
         latency(&conn, &options).unwrap()
     }
 
+    /// Each row of a `latency --by agent,day` frame: (agent, day) to (measure, n, p50, p90,
+    /// p95, p99).
+    type LatencyRows = BTreeMap<(String, String), (String, i64, [f64; 4])>;
+
+    fn frame_rows(df: &DataFrame) -> LatencyRows {
+        let text = |name: &str| {
+            let column = df.column(name).unwrap().cast(&DataType::String).unwrap();
+            (0..df.height())
+                .map(|i| column.str().unwrap().get(i).unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        let float = |name: &str| {
+            let column = df.column(name).unwrap().f64().unwrap().clone();
+            (0..df.height())
+                .map(|i| column.get(i).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let (agents, days, measures) = (text("agent_id"), text("day"), text("measure"));
+        let n = df.column("n").unwrap().i64().unwrap().clone();
+        let ps = [float("p50"), float("p90"), float("p95"), float("p99")];
+        (0..df.height())
+            .map(|i| {
+                (
+                    (agents[i].clone(), days[i].clone()),
+                    (
+                        measures[i].clone(),
+                        n.get(i).unwrap(),
+                        [ps[0][i], ps[1][i], ps[2][i], ps[3][i]],
+                    ),
+                )
+            })
+            .collect()
+    }
+
     #[test]
-    fn far_flung_seqs_give_the_same_figures() {
+    fn dense_and_sparse_seq_maps_give_the_figures_of_a_plain_computation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
         let mut archive = Archive::open(&path).unwrap();
         let (stream, run) = crate::store::test_stream(&mut archive, ProviderKind::Bluejay, "a");
+        let sample = |i: u32| (format!("a{}", i % 3), 1 + i % 4, 100 + i * 7 % 23);
         let calls: Vec<_> = (1..=40)
             .map(|i| {
+                let (agent, day, latency) = sample(i);
                 parse_call_log(&format!(
-                    r#"{{"id":"c{i:02}","agent_id":"a{}","created_at":"2026-01-0{}T00:00:00Z",
-                        "evaluations":[{{"id":"e{i}","avg_agent_latency":{}}}]}}"#,
-                    i % 3,
-                    1 + i % 4,
-                    100 + i * 7 % 23
+                    r#"{{"id":"c{i:02}","agent_id":"{agent}","created_at":"2026-01-0{day}T00:00:00Z",
+                        "evaluations":[{{"id":"e{i}","avg_agent_latency":{latency}}}]}}"#
                 ))
                 .unwrap()
             })
@@ -472,10 +509,45 @@ mod tests {
             .write_page(&stream, run, &crate::store::PageWrite::of_calls(calls))
             .unwrap();
         drop(archive);
-        let dense = latency_by_agent_day(&path);
-        assert_eq!(dense.height(), 12, "3 agents x 4 days");
-        let n = dense.column("n").unwrap().as_materialized_series().clone();
-        assert_eq!(n.sum::<i64>().unwrap(), 40, "every evaluation counted once");
+
+        // The reference: each group's samples sorted, and each percentile interpolated
+        // between the two nearest ranks, written out here.
+        let mut groups: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+        for i in 1..=40 {
+            let (agent, day, latency) = sample(i);
+            groups
+                .entry((agent, format!("2026-01-0{day}")))
+                .or_default()
+                .push(f64::from(latency));
+        }
+        let expected: LatencyRows = groups
+            .into_iter()
+            .map(|(key, mut values)| {
+                values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                let at = |p: f64| {
+                    let rank = p * (values.len() - 1) as f64;
+                    let below = rank.floor() as usize;
+                    let above = (below + 1).min(values.len() - 1);
+                    values[below] + (rank - below as f64) * (values[above] - values[below])
+                };
+                let figures = [at(0.5), at(0.9), at(0.95), at(0.99)];
+                let measure = "agent_latency_per_evaluation".to_string();
+                (key, (measure, values.len() as i64, figures))
+            })
+            .collect();
+        assert_eq!(expected.len(), 12, "3 agents x 4 days");
+        let close = |got: &LatencyRows| {
+            got.len() == expected.len()
+                && got.iter().zip(&expected).all(|((k, g), (ek, e))| {
+                    k == ek
+                        && g.0 == e.0
+                        && g.1 == e.1
+                        && g.2.iter().zip(e.2).all(|(a, b)| (a - b).abs() < 1e-9)
+                })
+        };
+
+        let dense = frame_rows(&latency_by_agent_day(&path));
+        assert!(close(&dense), "dense: {dense:?}\nexpected: {expected:?}");
         // A seq far beyond the number of calls switches the seq map to a hash map.
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
@@ -484,11 +556,8 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        let sparse = latency_by_agent_day(&path);
-        assert!(
-            sparse.equals_missing(&dense),
-            "{sparse:?} against {dense:?}"
-        );
+        let sparse = frame_rows(&latency_by_agent_day(&path));
+        assert!(close(&sparse), "sparse: {sparse:?}\nexpected: {expected:?}");
     }
 
     #[test]

@@ -365,11 +365,7 @@ async fn get_call(
     if let Some(refused) = check(&sim, &headers) {
         return refused;
     }
-    let found = {
-        let state = sim.lock();
-        let data = state.data.get(KIND);
-        data.slot_of(&call_id).map(|slot| (slot, data.renderer()))
-    };
+    let found = sim.find_call(KIND, &call_id);
     match found {
         Some((slot, renderer)) => Json(render(&renderer, slot)).into_response(),
         None => error(StatusCode::NOT_FOUND, "Not found."),
@@ -403,11 +399,7 @@ async fn list_messages(
         Ok(q) => q,
         Err(refused) => return refused.into_response(),
     };
-    let found = {
-        let state = sim.lock();
-        let data = state.data.get(KIND);
-        data.slot_of(&call_id).map(|slot| (slot, data.renderer()))
-    };
+    let found = sim.find_call(KIND, &call_id);
     let Some((slot, renderer)) = found else {
         return error(StatusCode::NOT_FOUND, "Not found.");
     };
