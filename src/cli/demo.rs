@@ -1,5 +1,6 @@
 //! `callvault demo`: the simulator in-process, every platform synced from it into a demo
-//! archive, with per-agent figures.
+//! archive, with per-agent figures, ending with the archive's report (`DEMO_REPORT`, written
+//! beside the archive so the two stay together wherever `--db` puts them).
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,10 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use super::report::write_report;
 use super::sync::{report_outcome, run_sync};
 use super::{Cli, Outcome};
 use crate::providers::{self, HttpClient, ProviderKind, RetryPolicy};
-use crate::query::stats::agent_figures;
+use crate::query::stats::{agent_figures, CallFilter};
 use crate::secret::ApiKey;
 use crate::sim::{self, SimConfig, Simulator};
 use crate::store::Archive;
@@ -18,6 +20,9 @@ use crate::sync::{Source, SyncSettings};
 
 /// The archive the demo writes unless `--db` says otherwise.
 pub const DEMO_DB: &str = "callvault-demo.db";
+
+/// The report the demo writes, in the archive's folder.
+pub const DEMO_REPORT: &str = "callvault-demo.html";
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -82,15 +87,17 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
         concurrency: 8,
         ..SyncSettings::default()
     };
-    let report = run_sync(archive, sources, settings, cli.progress_bar("syncing demo")).await?;
+    let synced = run_sync(archive, sources, settings, cli.progress_bar("syncing demo")).await?;
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    let outcome = report_outcome(&report)?;
-    print_figures(&path)?;
+    let outcome = report_outcome(&synced)?;
+    let page = path.with_file_name(DEMO_REPORT);
+    write_report(&path, &CallFilter::default(), &page)?;
+    print_figures(&path, &page)?;
     Ok(outcome)
 }
 
-fn print_figures(path: &Path) -> anyhow::Result<()> {
+fn print_figures(path: &Path, page: &Path) -> anyhow::Result<()> {
     let conn = Archive::open_read_only(path)?;
     let figures = agent_figures(&conn)?;
     let mut table = comfy_table::Table::new();
@@ -128,5 +135,7 @@ fn print_figures(path: &Path) -> anyhow::Result<()> {
         "try: callvault --db {} query \"SELECT status, count(*) FROM calls GROUP BY status\"",
         shown.display()
     )?;
+    let page = std::fs::canonicalize(page).unwrap_or_else(|_| page.to_path_buf());
+    out!("report: {}", page.display())?;
     Ok(())
 }

@@ -28,6 +28,7 @@ mod demo;
 mod export;
 mod jobs;
 mod query;
+mod report;
 mod sim;
 mod stats;
 mod status;
@@ -88,6 +89,8 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Exact latency percentiles, hallucination rates and a summary, per agent and/or day
     Stats(stats::StatsArgs),
+    /// Write one self-contained HTML page of charts and figures (no network needed to view it)
+    Report(report::ReportArgs),
     /// Write the archive's tables as Parquet or CSV files (optionally hive-partitioned)
     Export(export::ExportArgs),
     /// Serve the providers' APIs from seeded data on 127.0.0.1, for tests and trials
@@ -132,6 +135,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status => status::run(&cli),
         Command::Query(args) => query::run(&cli, args),
         Command::Stats(args) => stats::run(&cli, args),
+        Command::Report(args) => report::run(&cli, args),
         Command::Export(args) => export::run(&cli, args),
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(&cli, args).await,

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use super::{emit, Cli, Outcome, DEFAULT_DB};
 use crate::query::output::OutputFormat;
 use crate::query::snapshot;
-use crate::query::stats::{self, Grouping, StatsOptions};
+use crate::query::stats::{self, CallFilter, Grouping, StatsOptions};
 use crate::store::Archive;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -42,7 +42,7 @@ pub struct StatsArgs {
     pub out: Option<PathBuf>,
 }
 
-fn parse_date(text: &str) -> Result<NaiveDate, String> {
+pub(super) fn parse_date(text: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| format!("'{text}' is not a date like 2026-11-02"))
 }
@@ -56,7 +56,10 @@ pub fn run(cli: &Cli, args: &StatsArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("opening the archive {}", path.display()))?;
     let options = StatsOptions {
         by: args.by.unwrap_or_default(),
-        since: args.since,
+        filter: CallFilter {
+            since: args.since,
+            ..CallFilter::default()
+        },
     };
     let mut frame = match args.figure {
         Figure::Latency => stats::latency(&conn, &options),

@@ -1,6 +1,7 @@
 //! Reading the archive back: user SQL on a read-only connection, named queries, the figures
-//! callvault computes itself (`stats`), and exports (`export`), all moving rows as polars
-//! `DataFrame`s with real column types (`frame`) and rendered by `output`.
+//! callvault computes itself (`stats`), the HTML report drawn from them (`report`), and
+//! exports (`export`), all moving rows as polars `DataFrame`s with real column types
+//! (`frame`) and rendered by `output`.
 //!
 //! Every statement runs on a connection opened read-only with `query_only`, and is checked
 //! with SQLite's own `sqlite3_stmt_readonly` first, so a write is refused with a clear
@@ -11,6 +12,7 @@ pub mod export;
 pub mod frame;
 pub mod named;
 pub mod output;
+pub mod report;
 pub mod stats;
 pub mod stream;
 
@@ -87,6 +89,8 @@ pub enum QueryError {
     Frame(#[from] PolarsError),
     #[error("{0}")]
     Archive(#[from] crate::store::StoreError),
+    #[error("cannot render the report: {0}")]
+    Render(#[from] askama::Error),
 }
 
 /// Prepares one statement and refuses anything that would write.
@@ -128,9 +132,20 @@ fn frame_of(stmt: &mut Statement<'_>) -> Result<DataFrame, QueryError> {
                 .collect::<Result<_, _>>()?,
         );
     }
-    let kinds = frame::infer_kinds(&names, &decl_types, &rows);
+    frame_of_values(names, &decl_types, &rows)
+}
+
+/// A frame of complete `rows`, each column's type inferred from its values as for a statement
+/// whose columns declare `decl_types`: rows computed in Rust get the very types (and so the
+/// very output) the same rows read from SQL would.
+fn frame_of_values(
+    names: Vec<String>,
+    decl_types: &[Option<String>],
+    rows: &[Vec<Value>],
+) -> Result<DataFrame, QueryError> {
+    let kinds = frame::infer_kinds(&names, decl_types, rows);
     let mut builder = FrameBuilder::new(names, kinds, rows.len());
-    for row in &rows {
+    for row in rows {
         builder.push(row.iter().map(ValueRef::from))?;
     }
     Ok(builder.take()?)

@@ -481,6 +481,18 @@ fn demo_syncs_every_platform_and_prints_figures_that_hold() {
     let stdout = stdout_of(&out);
     assert!(stdout.contains("latency p50"), "{stdout}");
     assert!(stdout.contains("archive: "), "{stdout}");
+    // It ends with the archive's report, beside the archive, and prints where.
+    let page = dir.path().join("callvault-demo.html");
+    let shown = std::fs::canonicalize(&page).expect("the demo writes its report");
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l == format!("report: {}", shown.display())),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("default-src 'none'") && html.contains("<svg"));
     let conn = open(&db);
     // 1,500 calls a platform; Clarion's data set adds its busy day of 1,500 more.
     let per_provider = strings(

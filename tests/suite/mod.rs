@@ -6,5 +6,6 @@ mod killed;
 mod lake;
 mod query;
 mod reliability;
+mod report;
 mod safety;
 mod ultravox;
