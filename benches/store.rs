@@ -4,8 +4,14 @@
 //! calls) to the archive writer thread exactly as a sync hands them: several pages queued at
 //! once, so the writer groups them into shared commits as it does under a busy sync.
 //!
-//! usage: cargo bench --bench store -- [CALLS] [RUNS]   (default 200000 calls, 3 runs)
+//! Besides the whole run's rate it prints the rate of the first and of the last 100,000 calls
+//! written (their ratio is how flat the cost stays as the archive grows) and the archive's
+//! bytes per call at the end.
+//!
+//! usage: cargo bench --bench store -- [CALLS] [RUNS] [KEEP]   (default 200000 calls, 3 runs)
+//! KEEP: a path where the last run's archive is left (for the query and report benches).
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use callvault::providers::bluejay::{parse_call_log, CALLS_PER_PAGE};
@@ -18,9 +24,35 @@ const CHUNK: usize = 20_000;
 /// Pages handed to the writer before waiting for the first answer, as a sync's fetch tasks do.
 const IN_FLIGHT: usize = 16;
 
-fn one_run(calls: u64) -> Result<Duration, Box<dyn std::error::Error>> {
+/// Calls at each end of a run whose rate is reported on its own.
+const END_CALLS: usize = 100_000;
+
+/// One run: the time of each chunk written, and the archive's size at the end.
+struct Run {
+    chunks: Vec<(usize, Duration)>,
+    bytes: u64,
+}
+
+impl Run {
+    fn rate(chunks: &[(usize, Duration)]) -> f64 {
+        let calls: usize = chunks.iter().map(|c| c.0).sum();
+        let took: Duration = chunks.iter().map(|c| c.1).sum();
+        calls as f64 / took.as_secs_f64()
+    }
+
+    fn ends(&self) -> (f64, f64) {
+        let n = END_CALLS.div_ceil(CHUNK).min(self.chunks.len());
+        (
+            Self::rate(&self.chunks[..n]),
+            Self::rate(&self.chunks[self.chunks.len() - n..]),
+        )
+    }
+}
+
+fn one_run(calls: u64, keep: Option<&Path>) -> Result<Run, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let mut archive = Archive::open(&dir.path().join("store-bench.db"))?;
+    let path = keep.map_or_else(|| dir.path().join("store-bench.db"), Path::to_path_buf);
+    let mut archive = Archive::open(&path)?;
     let source = archive.source_id(&SourceSpec {
         provider: ProviderKind::Bluejay,
         account: "bench".into(),
@@ -38,8 +70,9 @@ fn one_run(calls: u64) -> Result<Duration, Box<dyn std::error::Error>> {
     let mut data = Dataset::new(7, calls, 3, chrono::Utc::now(), IdStyle::Uuid);
     let renderer = data.renderer();
     let slots = data.all_live();
-    let mut timed = Duration::ZERO;
+    let mut timed = Vec::new();
     for (c, chunk) in slots.chunks(CHUNK).enumerate() {
+        let written = chunk.len();
         let records: Vec<CallRecord> = chunk
             .iter()
             .map(|s| {
@@ -72,10 +105,18 @@ fn one_run(calls: u64) -> Result<Duration, Box<dyn std::error::Error>> {
                 .try_for_each(|_| async { Ok(()) })
                 .await
         })?;
-        timed += started.elapsed();
+        timed.push((written, started.elapsed()));
     }
     writer.close();
-    Ok(timed)
+    let bytes = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(Run {
+        chunks: timed,
+        bytes,
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -86,16 +127,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let calls: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
     let mut rates = Vec::new();
-    for _ in 0..runs {
-        let took = one_run(calls)?;
-        rates.push(calls as f64 / took.as_secs_f64());
+    let mut firsts = Vec::new();
+    let mut lasts = Vec::new();
+    let mut bytes = 0;
+    let keep = args.get(2).map(Path::new);
+    if let Some(keep) = keep {
+        if keep.exists() {
+            return Err(format!("{} exists; KEEP must be a new path", keep.display()).into());
+        }
     }
-    rates.sort_by(f64::total_cmp);
+    for r in 0..runs {
+        let run = one_run(calls, keep.filter(|_| r + 1 == runs))?;
+        rates.push(Run::rate(&run.chunks));
+        let (first, last) = run.ends();
+        println!(
+            "run: {:.0} calls/s, first {END_CALLS} {first:.0}, last {END_CALLS} {last:.0} ({:.0}%), {:.2} KB a call",
+            Run::rate(&run.chunks),
+            100.0 * last / first,
+            run.bytes as f64 / calls as f64 / 1000.0
+        );
+        firsts.push(first);
+        lasts.push(last);
+        bytes = run.bytes;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (first, last) = (median(&mut firsts), median(&mut lasts));
     println!(
-        "store_only calls={calls} runs={runs} median_calls_per_s={:.0} min={:.0} max={:.0}",
-        rates[rates.len() / 2],
-        rates[0],
-        rates[rates.len() - 1]
+        "store_only calls={calls} runs={runs} median_calls_per_s={:.0} min={:.0} max={:.0} \
+         first_{END_CALLS}={first:.0} last_{END_CALLS}={last:.0} last_over_first={:.2} \
+         bytes_per_call={:.0}",
+        median(&mut rates.clone()),
+        rates.iter().copied().fold(f64::INFINITY, f64::min),
+        rates.iter().copied().fold(0.0, f64::max),
+        last / first,
+        bytes as f64 / calls as f64
     );
     Ok(())
 }
