@@ -106,6 +106,16 @@ fn one_run(calls: u64, keep: Option<&Path>) -> Result<Run, Box<dyn std::error::E
                 .await
         })?;
         timed.push((written, started.elapsed()));
+        // A line per 100,000 calls, so a long run shows how the rate moves as it goes.
+        let done: usize = timed.iter().map(|t| t.0).sum();
+        if done % END_CALLS < CHUNK {
+            let n = END_CALLS.div_ceil(CHUNK).min(timed.len());
+            println!(
+                "  {done} calls: the last {} at {:.0} calls/s",
+                n * CHUNK,
+                Run::rate(&timed[timed.len() - n..])
+            );
+        }
     }
     writer.close();
     let bytes = ["", "-wal"]
