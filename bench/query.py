@@ -89,9 +89,11 @@ def main():
                                        "--format", "csv"])
             runs.append(seconds)
         ours = {}
-        for line in out.splitlines()[1:]:
-            provider, agent, day, n, p50, p90, p95, p99 = line.split(",")
-            ours[(provider, agent, day)] = float(p95)
+        lines = out.splitlines()
+        header = lines[0].split(",")
+        for line in lines[1:]:
+            row = dict(zip(header, line.split(",")))
+            ours[(row["provider"], row["agent_id"], row["day"])] = float(row["p95"])
         stats_s = statistics.median(runs)
         print(f"stats     callvault stats latency --by agent,day: {stats_s:.3f} s median of {args.runs}"
               f" (peak RSS {rss:.0f} MB), {len(ours)} groups")
