@@ -63,13 +63,31 @@ fn check_header(path: &Path) -> Result<bool, StoreError> {
 impl Archive {
     /// Opens (or creates) the archive at `path`, bringing its schema up to date.
     pub fn open(path: &Path) -> Result<Archive, StoreError> {
+        // While another process creates or upgrades the archive, a step of opening it can be
+        // refused at once rather than waited for (SQLite answers BUSY without its busy
+        // handler where waiting could deadlock, as in switching to WAL). Opening is
+        // idempotent, so it is tried again.
+        let started = std::time::Instant::now();
+        loop {
+            match Self::open_once(path) {
+                Err(StoreError::Sqlite(e))
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && started.elapsed() < WRITE_LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Archive, StoreError> {
         check_header(path)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(WRITE_LOCK_WAIT)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| not_sqlite(path, e))?;
+        // Identified before anything is changed (not even the journal mode).
+        let (version, known) = identify(&conn, path)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
                 path: path.to_path_buf(),
@@ -77,8 +95,7 @@ impl Archive {
                 known: SCHEMA_VERSION,
             });
         }
-        // Identified before anything is changed (not even the journal mode).
-        if !is_archive_or_empty(&conn, version)? {
+        if !known {
             return Err(StoreError::ForeignDatabase {
                 path: path.to_path_buf(),
             });
@@ -115,10 +132,8 @@ impl Archive {
         let conn = open_reader(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "query_only", "ON")?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| not_sqlite(path, e))?;
-        if version == 0 || !is_archive_or_empty(&conn, version)? {
+        let (version, known) = identify(&conn, path)?;
+        if version == 0 || !known {
             return Err(StoreError::ForeignDatabase {
                 path: path.to_path_buf(),
             });
@@ -178,6 +193,21 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 
 /// Whether the database is empty (a new archive) or holds callvault's own tables at
 /// `version`; a file with other tables, whatever its `user_version`, is someone else's.
+/// The file's schema version, and whether it is an archive (or an empty file) at that
+/// version. Both are read in one transaction: another process creating the archive at the same
+/// moment could otherwise commit its tables between the two reads, and a new archive would
+/// look like a foreign database with tables at version 0.
+fn identify(conn: &Connection, path: &Path) -> Result<(i64, bool), StoreError> {
+    conn.execute_batch("BEGIN")
+        .map_err(|e| not_sqlite(path, e))?;
+    let read = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| not_sqlite(path, e))
+        .and_then(|version| Ok((version, is_archive_or_empty(conn, version)?)));
+    let _ = conn.execute_batch("COMMIT");
+    read
+}
+
 fn is_archive_or_empty(conn: &Connection, version: i64) -> Result<bool, StoreError> {
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
