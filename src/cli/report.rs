@@ -4,12 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chrono::NaiveDate;
 use clap::Args;
 
-use super::stats::parse_date;
-use super::{Cli, Outcome, UsageError, DEFAULT_DB};
-use crate::providers::ProviderKind;
+use super::stats::CallFilterArgs;
+use super::{Cli, Outcome, DEFAULT_DB};
 use crate::query::output::atomic_write;
 use crate::query::report;
 use crate::query::stats::CallFilter;
@@ -20,39 +18,12 @@ pub struct ReportArgs {
     /// The HTML file to write
     #[arg(long, value_name = "FILE.html")]
     pub out: PathBuf,
-    /// Keep calls created on or after this UTC date (YYYY-MM-DD); deletions on or after it
-    #[arg(long, value_name = "DATE", value_parser = parse_date)]
-    pub since: Option<NaiveDate>,
-    /// Keep calls created on or before this UTC date (YYYY-MM-DD); deletions on or before it
-    #[arg(long, value_name = "DATE", value_parser = parse_date)]
-    pub until: Option<NaiveDate>,
-    /// Keep this provider's calls (repeat for several) [default: every provider]
-    #[arg(long, value_name = "PROVIDER")]
-    pub provider: Vec<ProviderKind>,
-    /// Keep this agent's calls (repeat for several) [default: every agent]
-    #[arg(long, value_name = "ID")]
-    pub agent: Vec<String>,
+    #[command(flatten)]
+    pub calls: CallFilterArgs,
 }
 
 pub fn run(cli: &Cli, args: &ReportArgs) -> anyhow::Result<Outcome> {
-    if let (Some(since), Some(until)) = (args.since, args.until) {
-        if since > until {
-            return Err(UsageError(format!(
-                "--since {since} is after --until {until}: no call could be in the report"
-            ))
-            .into());
-        }
-    }
-    let filter = CallFilter {
-        since: args.since,
-        until: args.until,
-        providers: args
-            .provider
-            .iter()
-            .map(|p| p.as_str().to_string())
-            .collect(),
-        agents: args.agent.clone(),
-    };
+    let filter = args.calls.filter()?;
     let path = cli.archive_path(DEFAULT_DB);
     let written = write_report(&path, &filter, &args.out)?;
     note!(

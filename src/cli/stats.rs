@@ -1,5 +1,6 @@
 //! `callvault stats latency|hallucination|summary`: callvault's own exact figures, grouped
-//! `--by agent`, `day` or `agent,day`, optionally `--since` a date, in any output format.
+//! `--by agent`, `day` or `agent,day`, of the calls chosen by dates, providers and agents (the
+//! same choice as `report`'s), in any output format.
 
 use std::path::PathBuf;
 
@@ -7,7 +8,8 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 
-use super::{emit, Cli, Outcome, DEFAULT_DB};
+use super::{emit, Cli, Outcome, UsageError, DEFAULT_DB};
+use crate::providers::ProviderKind;
 use crate::query::output::OutputFormat;
 use crate::query::snapshot;
 use crate::query::stats::{self, CallFilter, Grouping, StatsOptions};
@@ -31,15 +33,54 @@ pub struct StatsArgs {
     /// Group by agent, day (UTC date of the call) or agent,day [default: one overall row]
     #[arg(long, value_name = "agent|day|agent,day", value_parser = stats::parse_grouping)]
     pub by: Option<Grouping>,
-    /// Keep calls created on or after this UTC date (YYYY-MM-DD)
-    #[arg(long, value_name = "DATE", value_parser = parse_date)]
-    pub since: Option<NaiveDate>,
+    #[command(flatten)]
+    pub calls: CallFilterArgs,
     /// How to print the rows (parquet needs --out)
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
     /// Write to this file instead of stdout (written whole or not at all)
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+}
+
+/// Which calls a figure counts: the flags `stats` and `report` share.
+#[derive(Args, Debug)]
+pub struct CallFilterArgs {
+    /// Keep calls created on or after this UTC date (YYYY-MM-DD); in the report, deletions too
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub since: Option<NaiveDate>,
+    /// Keep calls created on or before this UTC date (YYYY-MM-DD); in the report, deletions too
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub until: Option<NaiveDate>,
+    /// Keep this provider's calls (repeat for several) [default: every provider]
+    #[arg(long, value_name = "PROVIDER")]
+    pub provider: Vec<ProviderKind>,
+    /// Keep this agent's calls (repeat for several) [default: every agent]
+    #[arg(long, value_name = "ID")]
+    pub agent: Vec<String>,
+}
+
+impl CallFilterArgs {
+    /// The filter, or a usage error when the dates leave no day to keep.
+    pub fn filter(&self) -> Result<CallFilter, UsageError> {
+        if let (Some(since), Some(until)) = (self.since, self.until) {
+            if since > until {
+                return Err(UsageError(format!(
+                    "--since {since} is after --until {until}: no call could be counted"
+                )));
+            }
+        }
+        Ok(CallFilter {
+            since: self.since,
+            until: self.until,
+            providers: self
+                .provider
+                .iter()
+                .map(|p| p.as_str().to_string())
+                .collect(),
+            agents: self.agent.clone(),
+        })
+    }
 }
 
 pub(super) fn parse_date(text: &str) -> Result<NaiveDate, String> {
@@ -56,10 +97,7 @@ pub fn run(cli: &Cli, args: &StatsArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("opening the archive {}", path.display()))?;
     let options = StatsOptions {
         by: args.by.unwrap_or_default(),
-        filter: CallFilter {
-            since: args.since,
-            ..CallFilter::default()
-        },
+        filter: args.calls.filter()?,
     };
     let mut frame = match args.figure {
         Figure::Latency => stats::latency(&conn, &options),

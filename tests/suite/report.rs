@@ -604,6 +604,23 @@ fn filters_narrow_every_figure_and_no_call_content_is_shown() {
             &rows,
             &format!("{figure} --since"),
         );
+        // stats takes the same flags and keeps the same rows.
+        let filtered = stats(
+            &fx,
+            &[
+                figure,
+                "--by",
+                "agent",
+                "--since",
+                &since,
+                "--provider",
+                "bluejay",
+                "--provider",
+                "cartesia",
+            ],
+        );
+        assert!(!filtered.is_empty());
+        assert_eq!(filtered, rows, "stats {figure} --provider");
     }
     assert!(html.contains(&format!("calls created on or after {since}")));
 
@@ -625,6 +642,14 @@ fn filters_narrow_every_figure_and_no_call_content_is_shown() {
     );
     assert!(calls > 0);
     assert_eq!(summary.cell(0, "calls").text, calls.to_string());
+    let stats_rows = stats(
+        &fx,
+        &[
+            "summary", "--by", "agent", "--until", &until, "--agent", &agent,
+        ],
+    );
+    assert_eq!(stats_rows.len(), 1);
+    assert_eq!(stats_rows[0]["calls"].as_i64(), Some(calls));
     let per_day = page_table(&html, "calls-by-day");
     assert!(per_day.rows.iter().all(|r| r[0].text <= until));
 
