@@ -9,15 +9,17 @@
 //! usage: cargo bench --bench lake -- [CALLS] [NEW] [RUNS]   (default 100000 calls, 10000
 //! new, 3 runs)
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use callvault::providers::bluejay::{parse_call_log, CALLS_PER_PAGE};
-use callvault::providers::{CallRecord, ProviderKind};
+use callvault::providers::CallRecord;
 use callvault::sim::data::CallSlot;
 use callvault::sim::{bluejay, Dataset, IdStyle};
-use callvault::store::{Archive, ArchiveWriter, PageWrite, SourceSpec, StreamId};
+use callvault::store::{Archive, ArchiveWriter, PageWrite, StreamId};
 use futures::{StreamExt, TryStreamExt};
 
 const CHUNK: usize = 20_000;
@@ -99,18 +101,7 @@ fn main() -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("lake-bench.db");
     let mut archive = Archive::open(&db)?;
-    let source = archive.source_id(&SourceSpec {
-        provider: ProviderKind::Bluejay,
-        account: "bench".into(),
-        base_url: "http://127.0.0.1:9".into(),
-        key_env: "BLUEJAY_API_KEY".into(),
-    })?;
-    let run = archive.begin_run(ProviderKind::Bluejay, source, &["bench".into()])?;
-    let stream = StreamId {
-        provider: ProviderKind::Bluejay,
-        source,
-        scope: "bench".into(),
-    };
+    let (stream, run) = common::bench_stream(&mut archive)?;
     let writer = ArchiveWriter::spawn(archive);
     let mut data = Dataset::new(7, calls, AGENTS, chrono::Utc::now(), IdStyle::Uuid);
     let slots = data.all_live();

@@ -11,13 +11,15 @@
 //! usage: cargo bench --bench store -- [CALLS] [RUNS] [KEEP]   (default 200000 calls, 3 runs)
 //! KEEP: a path where the last run's archive is left (for the query and report benches).
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use callvault::providers::bluejay::{parse_call_log, CALLS_PER_PAGE};
-use callvault::providers::{CallRecord, ProviderKind};
+use callvault::providers::CallRecord;
 use callvault::sim::{bluejay, Dataset, IdStyle};
-use callvault::store::{Archive, ArchiveWriter, CommittedPage, PageWrite, SourceSpec, StreamId};
+use callvault::store::{Archive, ArchiveWriter, CommittedPage, PageWrite};
 use futures::{StreamExt, TryStreamExt};
 
 const CHUNK: usize = 20_000;
@@ -53,18 +55,7 @@ fn one_run(calls: u64, keep: Option<&Path>) -> Result<Run, Box<dyn std::error::E
     let dir = tempfile::tempdir()?;
     let path = keep.map_or_else(|| dir.path().join("store-bench.db"), Path::to_path_buf);
     let mut archive = Archive::open(&path)?;
-    let source = archive.source_id(&SourceSpec {
-        provider: ProviderKind::Bluejay,
-        account: "bench".into(),
-        base_url: "http://127.0.0.1:9".into(),
-        key_env: "BLUEJAY_API_KEY".into(),
-    })?;
-    let run = archive.begin_run(ProviderKind::Bluejay, source, &["bench".into()])?;
-    let stream = StreamId {
-        provider: ProviderKind::Bluejay,
-        source,
-        scope: "bench".into(),
-    };
+    let (stream, run) = common::bench_stream(&mut archive)?;
     let writer = ArchiveWriter::spawn(archive);
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let mut data = Dataset::new(7, calls, 3, chrono::Utc::now(), IdStyle::Uuid);

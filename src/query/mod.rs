@@ -116,23 +116,30 @@ pub fn prepare_read_only<'c>(conn: &'c Connection, sql: &str) -> Result<Statemen
 /// Runs a prepared (and bound) statement and returns all its rows as one frame, each
 /// column's type inferred from the values it returned.
 fn frame_of(stmt: &mut Statement<'_>) -> Result<DataFrame, QueryError> {
-    let names: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
-    let decl_types: Vec<Option<String>> = stmt
-        .columns()
-        .iter()
-        .map(|c| c.decl_type().map(str::to_string))
-        .collect();
+    let (names, decl_types) = column_shape(stmt);
     let width = names.len();
     let mut rows: Vec<Vec<Value>> = Vec::new();
     let mut raw = stmt.raw_query();
     while let Some(row) = raw.next()? {
-        rows.push(
-            (0..width)
-                .map(|i| row.get::<_, Value>(i))
-                .collect::<Result<_, _>>()?,
-        );
+        rows.push(row_values(row, width)?);
     }
     frame_of_values(names, &decl_types, &rows)
+}
+
+/// A statement's column names and declared types, which typing its values starts from.
+fn column_shape(stmt: &Statement<'_>) -> (Vec<String>, Vec<Option<String>>) {
+    let names = stmt.column_names().iter().map(|c| c.to_string()).collect();
+    let decl_types = stmt
+        .columns()
+        .iter()
+        .map(|c| c.decl_type().map(str::to_string))
+        .collect();
+    (names, decl_types)
+}
+
+/// The first `width` values of a row.
+fn row_values(row: &rusqlite::Row<'_>, width: usize) -> rusqlite::Result<Vec<Value>> {
+    (0..width).map(|i| row.get::<_, Value>(i)).collect()
 }
 
 /// A frame of complete `rows`, each column's type inferred from its values as for a statement

@@ -15,7 +15,7 @@ use rusqlite::Statement;
 
 use super::frame::{self, FrameBuilder};
 use super::output::{self, with_temporal_as_text, OutputFormat, Provenance};
-use super::QueryError;
+use super::{column_shape, row_values, QueryError};
 
 /// Rows read before the columns' kinds are decided, and rows written per chunk.
 pub const CHUNK_ROWS: usize = 65_536;
@@ -41,12 +41,7 @@ pub fn write_rows(
     provenance: &Provenance,
     out: &mut dyn Write,
 ) -> Result<u64, QueryError> {
-    let names: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
-    let decl_types: Vec<Option<String>> = stmt
-        .columns()
-        .iter()
-        .map(|c| c.decl_type().map(str::to_string))
-        .collect();
+    let (names, decl_types) = column_shape(stmt);
     let width = names.len();
     let first_chunk = match format {
         // One more than shown, to know whether there were more.
@@ -57,11 +52,7 @@ pub fn write_rows(
     let mut head: Vec<Vec<Value>> = Vec::new();
     while head.len() < first_chunk {
         let Some(row) = rows.next()? else { break };
-        head.push(
-            (0..width)
-                .map(|i| row.get::<_, Value>(i))
-                .collect::<Result<_, _>>()?,
-        );
+        head.push(row_values(row, width)?);
     }
     let kinds = frame::infer_kinds(&names, &decl_types, &head);
     let mut builder = FrameBuilder::new(names, kinds, CHUNK_ROWS.min(head.len().max(1)));

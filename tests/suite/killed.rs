@@ -8,20 +8,6 @@ use std::path::Path;
 use super::query::{files_under, parquet_rows};
 use crate::util::*;
 
-/// A synced archive of `calls` calls over three agents.
-fn synced(calls: u64) -> Fixture {
-    let fx = Fixture::new(sim_config(calls, 3));
-    let out = fx.sync().output().unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    fx
-}
-
-fn run_ok(fx: &Fixture, args: &[&str]) -> String {
-    let out = fx.cmd().args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
-    stdout_of(&out)
-}
-
 /// An archive at schema version 1 holding `n` calls of an agent the simulator does not know,
 /// each with a tag, a participant, an evaluation and a transcript turn.
 fn schema_1_archive(path: &std::path::Path, n: u32) {
@@ -175,7 +161,7 @@ fn kill_mid_write(fx: &Fixture, args: &[&str], dir: &Path) -> Vec<String> {
 
 #[test]
 fn an_export_killed_mid_table_is_redone_whole_by_the_next_run() {
-    let fx = synced(2_000);
+    let fx = Fixture::synced(2_000, 3);
     let out = fx.dir.path().join("export");
     let o = out.to_str().unwrap();
     let args = ["export", "--out", o, "--with-raw"];
@@ -206,7 +192,7 @@ fn an_export_killed_mid_table_is_redone_whole_by_the_next_run() {
 
 #[test]
 fn a_query_out_killed_mid_write_keeps_the_old_file_and_the_next_run_ends_clean() {
-    let fx = synced(1_000);
+    let fx = Fixture::synced(1_000, 3);
     let target = fx.dir.path().join("result.csv");
     let t = target.to_str().unwrap();
     let small = [

@@ -18,13 +18,6 @@ use serde_json::Value;
 use super::query::python_with_duckdb;
 use crate::util::*;
 
-fn synced(calls: u64) -> Fixture {
-    let fx = Fixture::new(sim_config(calls, 2));
-    let out = fx.sync().output().unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    fx
-}
-
 fn export(fx: &Fixture, out: &Path, extra: &[&str]) -> std::process::Output {
     fx.cmd()
         .args(["export", "--out", out.to_str().unwrap()])
@@ -39,7 +32,7 @@ fn modified(path: &Path) -> std::time::SystemTime {
 
 #[test]
 fn export_replaces_only_folders_it_wrote_and_checks_every_target_first() {
-    let fx = synced(120);
+    let fx = Fixture::synced(120, 2);
     let out = fx.dir.path().join("out");
 
     // A project folder that happens to be called like a table is not an export.
@@ -108,7 +101,8 @@ fn export_replaces_only_folders_it_wrote_and_checks_every_target_first() {
 
 const MANIFEST: &str = "_callvault_manifest.json";
 
-fn run_ok(fx: &Fixture, args: &[&str]) -> String {
+/// Runs callvault, asserts it succeeded, returns what it said on stderr (export's summary).
+fn run_ok_stderr(fx: &Fixture, args: &[&str]) -> String {
     let out = fx.cmd().args(args).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
     stderr_of(&out)
@@ -207,14 +201,7 @@ fn archive_partitions(db: &Path) -> BTreeMap<String, Vec<String>> {
             .unwrap();
         let rows = stmt
             .query_map([], |r| {
-                let mut line = format!("{table}:");
-                for (i, name) in names.iter().enumerate() {
-                    if !skip.contains(&name.as_str()) {
-                        let v: rusqlite::types::Value = r.get(i)?;
-                        line.push_str(&format!("{v:?}|"));
-                    }
-                }
-                Ok((r.get::<_, i64>(key)?, line))
+                Ok((r.get::<_, i64>(key)?, row_line(table, &names, &skip, r)?))
             })
             .unwrap();
         for row in rows {
@@ -414,7 +401,7 @@ fn an_incremental_export_rewrites_only_changed_partitions_and_keeps_no_deleted_c
     drop(conn);
     assert_eq!((redacted.len(), deleted.len()), (2, 2));
     let deleted_folders: Vec<String> = deleted.iter().map(|id| folder_of_call(&db, id)).collect();
-    run_ok(
+    run_ok_stderr(
         &fx,
         &[
             "delete",
@@ -425,7 +412,7 @@ fn an_incremental_export_rewrites_only_changed_partitions_and_keeps_no_deleted_c
             "--yes",
         ],
     );
-    run_ok(
+    run_ok_stderr(
         &fx,
         &[
             "delete",
@@ -441,7 +428,7 @@ fn an_incremental_export_rewrites_only_changed_partitions_and_keeps_no_deleted_c
         .iter()
         .map(|id| folder_of_call(&db, id))
         .collect();
-    let synced = run_ok(
+    let synced = run_ok_stderr(
         &fx,
         &["sync", "ultravox", "--base-url", &fx.server.base_url()],
     );
@@ -612,7 +599,7 @@ fn delete_spread(fx: &Fixture, n: usize, offset: usize) -> Vec<String> {
         ),
     );
     drop(conn);
-    run_ok(fx, &["delete", "--select", &select_ids(&ids), "--yes"]);
+    run_ok_stderr(fx, &["delete", "--select", &select_ids(&ids), "--yes"]);
     ids
 }
 
@@ -682,7 +669,7 @@ fn a_kill_during_an_incremental_export_is_finished_by_the_next_run() {
 
 #[test]
 fn a_lake_over_a_plain_export_needs_full_and_a_plain_export_forgets_the_lake() {
-    let fx = synced(60);
+    let fx = Fixture::synced(60, 2);
     let db = fx.db();
     let dir = fx.dir.path().join("out");
     let out = export(&fx, &dir, &["--partition-by", "provider,day"]);
@@ -713,7 +700,7 @@ fn a_lake_over_a_plain_export_needs_full_and_a_plain_export_forgets_the_lake() {
 
 #[test]
 fn an_archive_from_before_schema_5_is_upgraded_by_its_first_incremental_export() {
-    let fx = synced(40);
+    let fx = Fixture::synced(40, 2);
     let db = fx.db();
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(

@@ -10,20 +10,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-/// A synced archive of `calls` calls over three agents.
-fn synced(calls: u64) -> Fixture {
-    let fx = Fixture::new(sim_config(calls, 3));
-    let out = fx.sync().output().unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    fx
-}
-
-fn run_ok(fx: &Fixture, args: &[&str]) -> String {
-    let out = fx.cmd().args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
-    stdout_of(&out)
-}
-
 fn run_err(fx: &Fixture, args: &[&str]) -> String {
     let out = fx.cmd().args(args).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout_of(&out));
@@ -56,7 +42,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn query_results_are_typed_in_every_format() {
-    let fx = synced(300);
+    let fx = Fixture::synced(300, 3);
     let sql = "SELECT c.id, c.created_at, c.duration_ms, e.hallucination, e.avg_agent_latency
                FROM calls c JOIN evaluations e ON e.provider = c.provider AND e.call_id = c.id
                WHERE e.hallucination IS NOT NULL AND e.avg_agent_latency IS NOT NULL
@@ -177,7 +163,7 @@ fn column(rows: &[Value], name: &str) -> Vec<String> {
 
 #[test]
 fn named_queries_answer_what_the_simulators_data_set_holds() {
-    let fx = synced(400);
+    let fx = Fixture::synced(400, 3);
     let calls = fx.server.sim.calls_json();
     let evals = served_evaluations(&calls);
     let run = |args: &[&str]| {
@@ -456,7 +442,7 @@ fn named_queries_answer_what_the_simulators_data_set_holds() {
 
 #[test]
 fn query_errors_are_clear_and_leave_nothing_behind() {
-    let fx = synced(50);
+    let fx = Fixture::synced(50, 3);
     let err = run_err(&fx, &["query", "SELECT * FROM nope"]);
     assert!(err.contains("no such table: nope"), "{err}");
     for write in [
@@ -585,7 +571,7 @@ fn check_latency_rows(rows: &[Value], want: BTreeMap<Vec<String>, Vec<f64>>, key
 
 #[test]
 fn stats_equal_a_reference_computation_for_every_group() {
-    let fx = synced(1_500);
+    let fx = Fixture::synced(1_500, 3);
     let samples = reference_latency(&fx.db(), None);
     assert!(samples.len() > 100, "many agent-day groups");
 
@@ -788,7 +774,7 @@ pub(super) fn parquet_rows(files: &[PathBuf]) -> usize {
 
 #[test]
 fn export_writes_partitioned_parquet_and_csv() {
-    let fx = synced(600);
+    let fx = Fixture::synced(600, 3);
     let conn = open(&fx.db());
     let out = fx.dir.path().join("export");
     let o = out.to_str().unwrap();
@@ -905,7 +891,7 @@ fn export_writes_partitioned_parquet_and_csv() {
 
 #[test]
 fn export_mends_text_that_is_not_utf8_and_takes_other_codecs() {
-    let fx = synced(1_200);
+    let fx = Fixture::synced(1_200, 3);
     let id: String = {
         let conn = rusqlite::Connection::open(fx.db()).unwrap();
         let id = conn
@@ -1019,7 +1005,7 @@ pub(super) fn python_with_duckdb() -> std::process::Command {
 
 #[test]
 fn duckdb_reads_the_export_and_agrees_with_stats() {
-    let fx = synced(900);
+    let fx = Fixture::synced(900, 3);
     let out = fx.dir.path().join("export");
     run_ok(
         &fx,
@@ -1079,7 +1065,7 @@ fn duckdb_reads_the_export_and_agrees_with_stats() {
 
 #[test]
 fn large_and_endless_results_stream_instead_of_filling_memory() {
-    let fx = synced(50);
+    let fx = Fixture::synced(50, 3);
     let many = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 150000)
                 SELECT n, 'row ' || n AS label FROM r";
     let csv = run_ok(&fx, &["query", many, "--format", "csv"]);

@@ -37,6 +37,14 @@ impl Fixture {
         }
     }
 
+    /// A simulator of `calls` calls over `agents` agents, already synced into the archive.
+    pub fn synced(calls: u64, agents: u32) -> Fixture {
+        let fx = Fixture::new(sim_config(calls, agents));
+        let out = fx.sync().output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        fx
+    }
+
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("archive.db")
     }
@@ -160,6 +168,23 @@ pub fn served_calls(server: &SimServer) -> std::collections::BTreeMap<String, Va
 
 /// A dump of every table that holds call content, in a stable order, for comparing archives.
 /// The time of the sync and the archive's own row order (`seq`, `call_seq`) are left out.
+/// One row as comparable text: the table's name, then every column but `skip`'s values.
+pub fn row_line(
+    table: &str,
+    names: &[String],
+    skip: &[&str],
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<String> {
+    let mut line = format!("{table}:");
+    for (i, name) in names.iter().enumerate() {
+        if !skip.contains(&name.as_str()) {
+            let v: rusqlite::types::Value = r.get(i)?;
+            line.push_str(&format!("{v:?}|"));
+        }
+    }
+    Ok(line)
+}
+
 pub fn content_dump(conn: &Connection) -> Vec<String> {
     let tables = [
         ("calls", "id"),
@@ -178,20 +203,18 @@ pub fn content_dump(conn: &Connection) -> Vec<String> {
             .unwrap();
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
         let rows = stmt
-            .query_map([], |r| {
-                let mut line = format!("{table}:");
-                for (i, name) in names.iter().enumerate() {
-                    if !skip.contains(&name.as_str()) {
-                        let v: rusqlite::types::Value = r.get(i)?;
-                        line.push_str(&format!("{v:?}|"));
-                    }
-                }
-                Ok(line)
-            })
+            .query_map([], |r| row_line(table, &names, &skip, r))
             .unwrap();
         out.extend(rows.map(Result::unwrap));
     }
     out
+}
+
+/// Runs callvault with `args` on the fixture's archive, asserts it succeeded, returns stdout.
+pub fn run_ok(fx: &Fixture, args: &[&str]) -> String {
+    let out = fx.cmd().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    stdout_of(&out)
 }
 
 pub fn stderr_of(output: &std::process::Output) -> String {
