@@ -15,18 +15,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use callvault::providers::bluejay::{parse_call_log, CALLS_PER_PAGE};
-use callvault::providers::CallRecord;
 use callvault::sim::data::CallSlot;
-use callvault::sim::{bluejay, Dataset, IdStyle};
+use callvault::sim::{Dataset, IdStyle};
 use callvault::store::{Archive, ArchiveWriter, PageWrite, StreamId};
-use futures::{StreamExt, TryStreamExt};
 
 const CHUNK: usize = 20_000;
-const IN_FLIGHT: usize = 16;
 const AGENTS: u32 = 3;
 
-type Error = Box<dyn std::error::Error>;
+use common::Error;
 
 /// Writes `slots` page by page through the writer, as a sync would; returns the time taken.
 fn write_calls(
@@ -40,29 +36,14 @@ fn write_calls(
     let renderer = data.renderer();
     let started = Instant::now();
     for chunk in slots.chunks(CHUNK) {
-        let records: Vec<CallRecord> = chunk
-            .iter()
-            .map(|s| {
-                parse_call_log(&serde_json::to_string(&bluejay::render(&renderer, *s))?)
-                    .map_err(Into::into)
-            })
-            .collect::<Result<_, Error>>()?;
-        let mut pages: Vec<Vec<CallRecord>> = Vec::new();
-        let mut rest = records.into_iter().peekable();
-        while rest.peek().is_some() {
-            pages.push(rest.by_ref().take(CALLS_PER_PAGE as usize).collect());
-        }
-        runtime.block_on(async {
-            let writes = pages.into_iter().map(|page| {
-                let write = PageWrite::of_calls(page);
-                let stream = stream.clone();
-                writer.run(move |a| a.write_page(&stream, run, &write))
-            });
-            futures::stream::iter(writes)
-                .buffer_unordered(IN_FLIGHT)
-                .try_for_each(|_| async { Ok(()) })
-                .await
-        })?;
+        let pages = common::parsed_pages(&renderer, chunk)?;
+        common::write_pages(
+            &runtime,
+            writer,
+            stream,
+            run,
+            pages.into_iter().map(PageWrite::of_calls),
+        )?;
     }
     Ok(started.elapsed())
 }

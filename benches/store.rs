@@ -16,15 +16,10 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use callvault::providers::bluejay::{parse_call_log, CALLS_PER_PAGE};
-use callvault::providers::CallRecord;
-use callvault::sim::{bluejay, Dataset, IdStyle};
+use callvault::sim::{Dataset, IdStyle};
 use callvault::store::{Archive, ArchiveWriter, CommittedPage, PageWrite};
-use futures::{StreamExt, TryStreamExt};
 
 const CHUNK: usize = 20_000;
-/// Pages handed to the writer before waiting for the first answer, as a sync's fetch tasks do.
-const IN_FLIGHT: usize = 16;
 
 /// Calls at each end of a run whose rate is reported on its own.
 const END_CALLS: usize = 100_000;
@@ -64,38 +59,18 @@ fn one_run(calls: u64, keep: Option<&Path>) -> Result<Run, Box<dyn std::error::E
     let mut timed = Vec::new();
     for (c, chunk) in slots.chunks(CHUNK).enumerate() {
         let written = chunk.len();
-        let records: Vec<CallRecord> = chunk
-            .iter()
-            .map(|s| {
-                parse_call_log(&serde_json::to_string(&bluejay::render(&renderer, *s))?)
-                    .map_err(Into::into)
-            })
-            .collect::<Result<_, Box<dyn std::error::Error>>>()?;
-        let mut pages: Vec<Vec<CallRecord>> = Vec::new();
-        let mut rest = records.into_iter().peekable();
-        while rest.peek().is_some() {
-            pages.push(rest.by_ref().take(CALLS_PER_PAGE as usize).collect());
-        }
+        let pages = common::parsed_pages(&renderer, chunk)?;
         let started = Instant::now();
-        runtime.block_on(async {
-            let writes = pages.into_iter().enumerate().map(|(p, page)| {
-                let write = PageWrite {
-                    place: Some(CommittedPage {
-                        cursor_json: format!("{{\"chunk\":{c},\"page\":{p}}}"),
-                        calls: page.len() as u64,
-                        walk_size: Some(calls),
-                        next_json: Some("[]".into()),
-                    }),
-                    ..PageWrite::of_calls(page)
-                };
-                let stream = stream.clone();
-                writer.run(move |a| a.write_page(&stream, run, &write))
-            });
-            futures::stream::iter(writes)
-                .buffer_unordered(IN_FLIGHT)
-                .try_for_each(|_| async { Ok(()) })
-                .await
-        })?;
+        let writes = pages.into_iter().enumerate().map(|(p, page)| PageWrite {
+            place: Some(CommittedPage {
+                cursor_json: format!("{{\"chunk\":{c},\"page\":{p}}}"),
+                calls: page.len() as u64,
+                walk_size: Some(calls),
+                next_json: Some("[]".into()),
+            }),
+            ..PageWrite::of_calls(page)
+        });
+        common::write_pages(&runtime, &writer, &stream, run, writes)?;
         timed.push((written, started.elapsed()));
         // A line per 100,000 calls, so a long run shows how the rate moves as it goes.
         let done: usize = timed.iter().map(|t| t.0).sum();
