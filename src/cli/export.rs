@@ -29,7 +29,7 @@ pub struct ExportArgs {
     /// Hive partitions: provider, day (UTC date of the call) or provider,day
     #[arg(long, value_name = "provider|day|provider,day", value_parser = export::parse_partitioning)]
     pub partition_by: Option<Partitioning>,
-    /// Keep the raw_json (and raw_hash) columns
+    /// Keep the raw JSON columns (raw_json, raw_hash; json_path of evaluations)
     #[arg(long)]
     pub with_raw: bool,
     /// Parquet compression [default: zstd (level 1)]

@@ -484,7 +484,7 @@ fn parse_evaluation(call_id: &str, index: usize, value: &Value) -> Evaluation {
         sentiment_label: f.text("sentiment_label"),
         sentiment_score: f.float("sentiment_score"),
         sentiment_scores_json: f.json("sentiment_scores"),
-        raw_json: value.to_string(),
+        json_path: format!("$.evaluations[{index}]"),
         custom_metrics: f
             .array("custom_metrics")
             .iter()

@@ -565,7 +565,7 @@ fn evaluation(
         num_turns: (turns > 0).then_some(turns as i64),
         call_summary: a.text("summary"),
         custom_evals_json: custom.map(Value::to_string),
-        raw_json: analysis.to_string(),
+        json_path: "$.analysis".into(),
         custom_metrics: metrics,
         ..Evaluation::default()
     }

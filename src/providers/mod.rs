@@ -507,7 +507,9 @@ pub struct Evaluation {
     pub sentiment_label: Option<String>,
     pub sentiment_score: Option<f64>,
     pub sentiment_scores_json: Option<String>,
-    pub raw_json: String,
+    /// Where the evaluation is in its call's `raw_json`, as a JSON path (`$.evaluations[0]`):
+    /// an evaluation is part of its call's JSON and is not kept a second time.
+    pub json_path: String,
     pub custom_metrics: Vec<CustomMetric>,
 }
 

@@ -574,7 +574,7 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord, seq: i64) -> rus
                 p95_filler_ignored_latency, p99_filler_ignored_latency, num_turns, call_summary,
                 custom_evals_json, custom_evals_success_rate, pronunciation_score,
                 pronunciation_reasoning, sentiment_label, sentiment_score, sentiment_scores_json,
-                raw_json, call_seq)
+                call_seq, json_path)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
         )?
@@ -610,8 +610,8 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord, seq: i64) -> rus
             e.sentiment_label,
             e.sentiment_score,
             e.sentiment_scores_json,
-            e.raw_json,
             seq,
+            e.json_path,
         ])?;
         if !e.custom_metrics.is_empty() {
             let mut stmt = tx.prepare_cached(

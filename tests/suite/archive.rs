@@ -622,6 +622,78 @@ fn an_archive_from_schema_1_is_upgraded_by_the_next_sync_and_keeps_what_it_held(
 }
 
 #[test]
+fn an_archive_from_schema_5_reads_each_evaluations_json_from_its_call_after_the_upgrade() {
+    let fx = Fixture::synced(200, 2);
+    let conn = rusqlite::Connection::open(fx.db()).unwrap();
+    let paths = strings(
+        &conn,
+        "SELECT id || ' ' || json_path FROM evaluations ORDER BY id",
+    );
+    assert!(paths.len() >= 100, "{}", paths.len());
+    back_to_schema_5(&conn);
+    // Evaluations without ids, an id listed twice (the last one is kept, as the writer does)
+    // and one whose JSON its call does not hold, as an older archive could have.
+    conn.execute_batch(
+        r#"INSERT INTO calls (provider, id, raw_json, raw_hash, synced_at, seq)
+           VALUES ('bluejay', 'by-hand', '{"id":"by-hand","evaluations":[{"hallucination":true},
+                   {"id":"twice","n":1},{"id":"twice","n":2}]}', 0, '2026-11-02T00:00:00.000Z',
+                   1000000);
+           INSERT INTO evaluations (provider, id, call_id, hallucination, raw_json, call_seq)
+           VALUES ('bluejay', 'by-hand#evaluation-0', 'by-hand', 1, '{"hallucination":true}', 1000000),
+                  ('bluejay', 'twice', 'by-hand', NULL, '{"id":"twice","n":2}', 1000000),
+                  ('bluejay', 'elsewhere', 'by-hand', NULL, '{"id":"elsewhere"}', 1000000);"#,
+    )
+    .unwrap();
+    drop(conn);
+
+    let out = fx.sync().output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(summary_counts(&stderr_of(&out)).0, 0, "nothing new to sync");
+    let conn = rusqlite::Connection::open(fx.db()).unwrap();
+    assert_eq!(
+        count(&conn, "PRAGMA user_version"),
+        callvault::store::SCHEMA_VERSION
+    );
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT id || ' ' || json_path FROM evaluations WHERE call_id <> 'by-hand' ORDER BY id"
+        ),
+        paths,
+        "the upgrade finds each evaluation where a sync puts it"
+    );
+    let by_hand = strings(
+        &conn,
+        "SELECT e.id || ' ' || coalesce(e.json_path, '-') || ' ' || coalesce(e.unplaced_json, '-')
+                || ' ' || j.raw_json
+         FROM evaluations e JOIN evaluation_json j ON j.provider = e.provider AND j.id = e.id
+         WHERE e.call_id = 'by-hand' ORDER BY e.id",
+    );
+    assert_eq!(
+        by_hand,
+        [
+            r#"by-hand#evaluation-0 $.evaluations[0] - {"hallucination":true}"#,
+            r#"elsewhere - {"id":"elsewhere"} {"id":"elsewhere"}"#,
+            r#"twice $.evaluations[2] - {"id":"twice","n":2}"#,
+        ]
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'evaluations_call'"
+        ),
+        0
+    );
+    conn.execute_batch("DELETE FROM evaluations WHERE call_id = 'by-hand'; DELETE FROM calls WHERE id = 'by-hand';")
+        .unwrap();
+    assert_archive_matches(&conn, &served_calls(&fx.server));
+}
+
+#[test]
 fn the_simulators_bluejay_answers_match_bluejays_openapi() {
     use crate::util::openapi::{validate_response, validate_with, Mode, Target};
     let fx = Fixture::new(sim_config(300, 2));

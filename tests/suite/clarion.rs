@@ -187,6 +187,17 @@ fn both_analysis_shapes_become_evaluations_and_messages_become_turns() {
     let text = |sql: &str, id: &str| -> Option<String> {
         conn.query_row(sql, [id], |r| r.get(0)).unwrap()
     };
+    // The evaluation's JSON is read from the call's `analysis`, not kept twice.
+    for call in documented.iter().chain(&other) {
+        let id = id_of(call);
+        let json = text("SELECT raw_json FROM evaluation_json WHERE id = ?1", &id)
+            .expect("the evaluation's JSON");
+        assert_eq!(
+            serde_json::from_str::<Value>(&json).unwrap(),
+            call["analysis"],
+            "{id}"
+        );
+    }
     for call in &other {
         let id = id_of(call);
         let analysis = &call["analysis"];

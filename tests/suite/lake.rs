@@ -703,6 +703,7 @@ fn an_archive_from_before_schema_5_is_upgraded_by_its_first_incremental_export()
     let fx = Fixture::synced(40, 2);
     let db = fx.db();
     let conn = rusqlite::Connection::open(&db).unwrap();
+    back_to_schema_5(&conn);
     conn.execute_batch(
         "DROP TABLE archive_meta; DROP TABLE partition_versions; PRAGMA user_version = 4;",
     )

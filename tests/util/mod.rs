@@ -256,6 +256,23 @@ fn opt_f64(v: &Value) -> Option<f64> {
     v.as_f64()
 }
 
+/// Turns an archive written by this build back to schema 5, for upgrade tests over synced
+/// data: each evaluation keeps a copy of its JSON in `raw_json` and `evaluations_call` is back.
+pub fn back_to_schema_5(conn: &Connection) {
+    conn.execute_batch(
+        "ALTER TABLE evaluations ADD COLUMN raw_json TEXT;
+         UPDATE evaluations SET raw_json = (
+             SELECT j.raw_json FROM evaluation_json j
+             WHERE j.provider = evaluations.provider AND j.id = evaluations.id);
+         DROP VIEW evaluation_json;
+         ALTER TABLE evaluations DROP COLUMN json_path;
+         ALTER TABLE evaluations DROP COLUMN unplaced_json;
+         CREATE INDEX evaluations_call ON evaluations (provider, call_id, avg_agent_latency);
+         PRAGMA user_version = 5;",
+    )
+    .unwrap();
+}
+
 /// No row of a child table outlives its call (callvault's writer removes children itself).
 pub fn assert_no_orphans(conn: &Connection) {
     let mut stmt = conn.prepare("PRAGMA foreign_key_check").unwrap();
@@ -361,7 +378,9 @@ pub fn assert_archive_matches(conn: &Connection, served: &BTreeMap<String, Value
             "SELECT id, call_id, hallucination, avg_agent_latency, p95_agent_latency,
                     max_agent_latency, p99_filler_ignored_latency, goal_success, sentiment_label,
                     num_turns, custom_evals_json,
-                    (SELECT count(*) FROM custom_metrics m WHERE m.evaluation_id = e.id)
+                    (SELECT count(*) FROM custom_metrics m WHERE m.evaluation_id = e.id),
+                    (SELECT j.raw_json FROM evaluation_json j
+                     WHERE j.provider = e.provider AND j.id = e.id)
              FROM evaluations e",
         )
         .unwrap();
@@ -382,6 +401,8 @@ pub fn assert_archive_matches(conn: &Connection, served: &BTreeMap<String, Value
                     r.get::<_, Option<i64>>(9)?,
                     r.get::<_, Option<String>>(10)?,
                     r.get::<_, i64>(11)?,
+                    // The evaluation's JSON, read from its call's through `evaluation_json`.
+                    serde_json::from_str::<Value>(&r.get::<_, String>(12)?).ok(),
                 ),
             ))
         })
@@ -408,6 +429,7 @@ pub fn assert_archive_matches(conn: &Connection, served: &BTreeMap<String, Value
                 e["num_turns"].as_i64(),
                 (!e["custom_evals"].is_null()).then(|| e["custom_evals"].to_string()),
                 len(&e["custom_metrics"]),
+                Some(e.clone()),
             );
             assert_eq!(evals.get(eid), Some(&expected), "evaluation {eid}");
         }

@@ -236,8 +236,8 @@ mod tests {
                 .execute_batch(&format!(
                     "INSERT INTO call_tags (provider, call_id, tag, call_seq)
                      VALUES ('{p}', 'c{i:03}', 'x', {i}), ('{p}', 'c{i:03}', 'y', {i});
-                     INSERT INTO evaluations (provider, id, call_id, raw_json, call_seq)
-                     VALUES ('{p}', 'e{i:03}', 'c{i:03}', '{{}}', {i});",
+                     INSERT INTO evaluations (provider, id, call_id, json_path, call_seq)
+                     VALUES ('{p}', 'e{i:03}', 'c{i:03}', '$.evaluations[0]', {i});",
                     p = ["a", "b", "c"][i % 3]
                 ))
                 .unwrap();

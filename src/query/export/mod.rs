@@ -7,7 +7,8 @@
 //! are closed and later rows start new parts. Column types come from the declared schema
 //! (`frame::declared_kind`), so every chunk has the same schema. All tables are read in one
 //! read transaction, so the export is one consistent snapshot even while a sync writes.
-//! `raw_json` and `raw_hash` are left out unless asked for, `seq` and `call_seq` always.
+//! `raw_json`, `raw_hash` and the evaluations' pointers into the call's JSON are left out unless
+//! asked for, `seq` and `call_seq` always.
 //! Partition columns live in the folder names only (the hive convention); `day` is the UTC date
 //! of the call's `created_at`, for child tables too. Each table is written into a hidden folder
 //! first and renamed into place when complete, so a failed export never leaves a half table;

@@ -8,8 +8,8 @@ use super::super::frame::{declared_kind, ColumnKind};
 use super::super::QueryError;
 use super::ExportOptions;
 
-/// Columns that hold the record as received, left out unless `with_raw`.
-pub(super) const RAW_COLUMNS: &[&str] = &["raw_json", "raw_hash"];
+/// Columns that hold the record as received or point into it, left out unless `with_raw`.
+pub(super) const RAW_COLUMNS: &[&str] = &["raw_json", "raw_hash", "json_path", "unplaced_json"];
 
 /// The archive's own bookkeeping, meaningless outside it: its row order (`calls.seq` and the
 /// parts' `call_seq`) and the source a call was synced from (`calls.source_id`, which holds

@@ -551,8 +551,10 @@ mod tests {
         // A seq far beyond the number of calls switches the seq map to a hash map.
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
-            "UPDATE calls SET seq = 1000000000000 WHERE id = 'c07';
-             UPDATE evaluations SET call_seq = 1000000000000 WHERE call_id = 'c07';",
+            "BEGIN; PRAGMA defer_foreign_keys = ON;
+             UPDATE calls SET seq = 1000000000000 WHERE id = 'c07';
+             UPDATE evaluations SET call_seq = 1000000000000 WHERE call_id = 'c07';
+             COMMIT;",
         )
         .unwrap();
         drop(conn);
