@@ -22,8 +22,8 @@ CONC=${CONC:-32}
 KEY=bench-key
 
 case "$PROFILE" in
-release) cargo build --release --quiet; BIN=target/release/callvault ;;
-dev | debug) cargo build --quiet; BIN=target/debug/callvault; PROFILE=dev ;;
+release) cargo build --release --quiet; BIN=${CARGO_TARGET_DIR:-target}/release/callvault ;;
+dev | debug) cargo build --quiet; BIN=${CARGO_TARGET_DIR:-target}/debug/callvault; PROFILE=dev ;;
 *) echo "usage: $0 [release|dev]" >&2; exit 2 ;;
 esac
 
