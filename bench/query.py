@@ -29,7 +29,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY = "bench-key"
 JOIN = """SELECT c.provider, c.agent_id, substr(c.created_at, 1, 10) AS day, e.avg_agent_latency
-          FROM evaluations e JOIN calls c ON c.provider = e.provider AND c.id = e.call_id
+          FROM evaluations e JOIN calls c ON c.seq = e.call_seq
           WHERE e.avg_agent_latency IS NOT NULL"""
 
 

@@ -5,6 +5,6 @@ SELECT c.provider,
        c.created_at,
        e.hallucination_reasoning
 FROM evaluations e
-JOIN calls c ON c.provider = e.provider AND c.id = e.call_id
+JOIN calls c ON c.seq = e.call_seq
 WHERE e.hallucination = 1
 ORDER BY c.created_at DESC, c.provider, c.id

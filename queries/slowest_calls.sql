@@ -8,7 +8,7 @@ SELECT c.provider,
        e.p95_agent_latency,
        e.max_agent_latency
 FROM evaluations e
-JOIN calls c ON c.provider = e.provider AND c.id = e.call_id
+JOIN calls c ON c.seq = e.call_seq
 WHERE e.avg_agent_latency IS NOT NULL
 ORDER BY e.avg_agent_latency DESC, c.provider, c.id
 LIMIT 50

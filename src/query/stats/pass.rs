@@ -120,8 +120,7 @@ pub struct Figures {
 /// order, so the lookups walk a dense array front to back where a hash map of a million calls
 /// would miss the cache.
 enum CallsBySeq {
-    /// Grown as calls arrive; `calls` counts the slots in use.
-    Dense { slots: Vec<u32>, calls: usize },
+    Dense(Vec<u32>),
     /// Seqs far beyond the number of calls (a hand-edited archive) would make the array huge.
     Sparse(PlHashMap<i64, u32>),
 }
@@ -129,45 +128,33 @@ enum CallsBySeq {
 impl CallsBySeq {
     const NONE: u32 = u32::MAX;
 
-    fn new() -> Self {
-        CallsBySeq::Dense {
-            slots: Vec::new(),
-            calls: 0,
-        }
-    }
-
-    fn insert(&mut self, seq: i64, call: u32) {
-        match self {
-            CallsBySeq::Dense { slots, calls } => {
-                let slot = usize::try_from(seq)
-                    .ok()
-                    .filter(|s| *s <= 8 * (*calls + 1) + 1_000_000);
-                let Some(slot) = slot else {
-                    let mut sparse: PlHashMap<i64, u32> = slots
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, c)| **c != Self::NONE)
-                        .map(|(s, c)| (s as i64, *c))
-                        .collect();
-                    sparse.insert(seq, call);
-                    *self = CallsBySeq::Sparse(sparse);
-                    return;
-                };
-                if slot >= slots.len() {
-                    slots.resize(slot + 1, Self::NONE);
+    /// Chosen once every call is met: calls arrive in group order, not by seq, so an early
+    /// large seq says nothing about how sparse the seqs are (an archive past a million calls
+    /// whose first agent was synced last had fallen back to the hash map, 11% of `stats`).
+    fn of(pairs: Vec<(i64, u32)>) -> Self {
+        let min = pairs.iter().map(|p| p.0).min().unwrap_or(0);
+        let max = pairs.iter().map(|p| p.0).max().unwrap_or(0);
+        let dense = usize::try_from(max)
+            .ok()
+            .filter(|m| min >= 0 && *m <= 8 * pairs.len() + 1_000_000);
+        match dense {
+            Some(max) => {
+                let mut slots = vec![Self::NONE; max + 1];
+                for (seq, call) in pairs {
+                    // Every seq is within 0..=max.
+                    if let Ok(slot) = usize::try_from(seq) {
+                        slots[slot] = call;
+                    }
                 }
-                slots[slot] = call;
-                *calls += 1;
+                CallsBySeq::Dense(slots)
             }
-            CallsBySeq::Sparse(calls) => {
-                calls.insert(seq, call);
-            }
+            None => CallsBySeq::Sparse(pairs.into_iter().collect()),
         }
     }
 
     fn get(&self, seq: i64) -> Option<u32> {
         match self {
-            CallsBySeq::Dense { slots, .. } => usize::try_from(seq)
+            CallsBySeq::Dense(slots) => usize::try_from(seq)
                 .ok()
                 .and_then(|i| slots.get(i))
                 .copied()
@@ -179,7 +166,7 @@ impl CallsBySeq {
     /// Every call's index, by ascending seq.
     fn in_seq_order(&self) -> Vec<u32> {
         match self {
-            CallsBySeq::Dense { slots, .. } => {
+            CallsBySeq::Dense(slots) => {
                 slots.iter().copied().filter(|c| *c != Self::NONE).collect()
             }
             CallsBySeq::Sparse(calls) => {
@@ -393,7 +380,7 @@ pub fn read(
         false => None,
     };
     let mut groupers: Vec<Grouper> = groupings.iter().map(|g| Grouper::new(*g)).collect();
-    let mut calls_by_seq = CallsBySeq::new();
+    let mut seqs: Vec<(i64, u32)> = Vec::new();
     let mut calls: u32 = 0;
     {
         let sql = format!(
@@ -413,11 +400,13 @@ pub fn read(
             }
             // A call without a seq has no evaluations or turns to meet, but still counts.
             if let Some(seq) = row.get::<_, Option<i64>>(0)? {
-                calls_by_seq.insert(seq, calls);
+                seqs.push((seq, calls));
             }
             calls += 1;
         }
     }
+
+    let calls_by_seq = CallsBySeq::of(seqs);
 
     // Each call's summed sentiment scores, by call index (SQL NULL: none).
     let mut call_sentiment: Vec<Option<f64>> = vec![None; calls as usize];
@@ -580,6 +569,26 @@ mod tests {
         let mut one = SqlSum::default();
         one.add(-0.25);
         assert_eq!(one.value(), Some(-0.25));
+    }
+
+    #[test]
+    fn seqs_are_looked_up_in_an_array_unless_far_sparser_than_the_calls() {
+        // A large seq met first (its agent sorts first) does not make the map sparse.
+        let late_agent_first = vec![(1_000_020, 0), (1, 1), (2, 2), (0, 3)];
+        let map = CallsBySeq::of(late_agent_first);
+        assert!(matches!(map, CallsBySeq::Dense(_)));
+        assert_eq!(map.get(1_000_020), Some(0));
+        assert_eq!(map.get(2), Some(2));
+        assert_eq!(map.get(3), None);
+        assert_eq!(map.get(-1), None);
+        assert_eq!(map.in_seq_order(), vec![3, 1, 2, 0]);
+        for sparse in [vec![(1, 0), (5_000_000, 1)], vec![(-5, 0), (2, 1)]] {
+            let map = CallsBySeq::of(sparse.clone());
+            assert!(matches!(map, CallsBySeq::Sparse(_)), "{sparse:?}");
+            for (seq, call) in sparse {
+                assert_eq!(map.get(seq), Some(call));
+            }
+        }
     }
 
     #[test]
