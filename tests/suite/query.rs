@@ -1064,6 +1064,59 @@ fn duckdb_reads_the_export_and_agrees_with_stats() {
 }
 
 #[test]
+fn duckdb_reads_each_evaluations_json_from_its_call_in_a_raw_export() {
+    let fx = Fixture::synced(60, 2);
+    let out = fx.dir.path().join("export");
+    let dir = out.to_str().unwrap();
+    run_ok(
+        &fx,
+        &[
+            "export",
+            "--out",
+            dir,
+            "--tables",
+            "calls,evaluations",
+            "--with-raw",
+        ],
+    );
+    let script = r#"
+import json, sys, duckdb
+d = sys.argv[1]
+rows = duckdb.connect().execute(f"""
+    SELECT e.id, CAST(json_extract(c.raw_json, e.json_path) AS VARCHAR)
+    FROM read_parquet('{d}/evaluations/*.parquet') e
+    JOIN read_parquet('{d}/calls/*.parquet') c ON c.provider = e.provider AND c.id = e.call_id
+""").fetchall()
+print(json.dumps({id: json.loads(text) for id, text in rows}))
+"#;
+    let run = python_with_duckdb()
+        .args(["-c", script, dir])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let duck: BTreeMap<String, Value> = serde_json::from_slice(&run.stdout).unwrap();
+    let conn = open(&fx.db());
+    let mut stmt = conn
+        .prepare("SELECT id, raw_json FROM evaluation_json")
+        .unwrap();
+    let archived: BTreeMap<String, Value> = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+        .map(|row| {
+            let (id, text) = row.unwrap();
+            (id, serde_json::from_str(&text).unwrap())
+        })
+        .collect();
+    assert!(archived.len() >= 30, "{}", archived.len());
+    assert_eq!(duck, archived);
+    assert!(archived.iter().all(|(id, json)| json["id"] == *id));
+}
+
+#[test]
 fn large_and_endless_results_stream_instead_of_filling_memory() {
     let fx = Fixture::synced(50, 3);
     let many = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 150000)
