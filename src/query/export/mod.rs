@@ -39,7 +39,7 @@ mod options;
 mod parts;
 mod pipeline;
 mod plan;
-mod snapshot;
+pub(crate) mod snapshot;
 mod target;
 
 use std::collections::HashMap;

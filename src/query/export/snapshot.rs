@@ -1,5 +1,6 @@
 //! One read snapshot for two readers: the export reads a large table in two halves on two
-//! connections, which must see the same archive.
+//! connections, which must see the same archive, and `stats` reads calls and evaluations at
+//! once.
 
 use std::path::Path;
 
@@ -11,7 +12,7 @@ use super::super::QueryError;
 /// read-only connection that sees the same snapshot: a third connection's `data_version` did
 /// not move while both began, so no commit fell between them. `None` when that could not be
 /// had (a sync kept committing); the export then reads on `conn` alone.
-pub(super) fn begin_in_one_snapshot(conn: &Connection) -> Result<Option<Connection>, QueryError> {
+pub(crate) fn begin_in_one_snapshot(conn: &Connection) -> Result<Option<Connection>, QueryError> {
     let path = conn.path().filter(|p| !p.is_empty()).map(Path::new);
     let Some(path) = path else {
         conn.execute_batch("BEGIN")?;
