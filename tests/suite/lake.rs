@@ -15,7 +15,7 @@ use callvault::store::CALL_CONTENT_TABLES;
 use polars::prelude::{ParquetReader, SerReader};
 use serde_json::Value;
 
-use super::query::python_with_duckdb;
+use super::query::duckdb_script_json;
 use crate::util::*;
 
 fn export(fx: &Fixture, out: &Path, extra: &[&str]) -> std::process::Output {
@@ -299,19 +299,11 @@ fn assert_same_rows_as_a_fresh_export(fx: &Fixture, db: &Path, lake: &Path) {
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lake_duckdb.py");
-    let run = python_with_duckdb()
-        .arg(script)
-        .arg(lake)
-        .arg(&fresh)
-        .args(CALL_CONTENT_TABLES)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let got = duckdb_script_json(
+        [script.as_os_str(), lake.as_os_str(), fresh.as_os_str()]
+            .into_iter()
+            .chain(CALL_CONTENT_TABLES.iter().map(std::ffi::OsStr::new)),
     );
-    let got: Value = serde_json::from_slice(&run.stdout).unwrap();
     let conn = open(db);
     for table in CALL_CONTENT_TABLES {
         let t = &got["tables"][table];

@@ -969,7 +969,7 @@ fn pydeps() -> PathBuf {
     target.join("pydeps")
 }
 
-pub(super) fn python_with_duckdb() -> std::process::Command {
+fn python_with_duckdb() -> std::process::Command {
     let deps = pydeps();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let importable = std::process::Command::new("python3")
@@ -1003,6 +1003,17 @@ pub(super) fn python_with_duckdb() -> std::process::Command {
     cmd
 }
 
+/// Runs `python3 ARGS` with DuckDB importable; what it prints, read as JSON.
+pub(super) fn duckdb_script_json<'a>(args: impl IntoIterator<Item = &'a std::ffi::OsStr>) -> Value {
+    let run = python_with_duckdb().args(args).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    serde_json::from_slice(&run.stdout).unwrap()
+}
+
 #[test]
 fn duckdb_reads_the_export_and_agrees_with_stats() {
     let fx = Fixture::synced(900, 3);
@@ -1018,18 +1029,7 @@ fn duckdb_reads_the_export_and_agrees_with_stats() {
         ],
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop_duckdb.py");
-    let run = python_with_duckdb()
-        .arg(script)
-        .arg(&out)
-        .arg(fx.db())
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let got: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let got = duckdb_script_json([script.as_os_str(), out.as_os_str(), fx.db().as_os_str()]);
     assert_eq!(got["sqlite_counts"], got["parquet_counts"]);
     assert_eq!(got["sqlite_counts"]["calls"], 900);
     assert_eq!(got["created_at_type"], "TIMESTAMP WITH TIME ZONE");
@@ -1089,16 +1089,10 @@ rows = duckdb.connect().execute(f"""
 """).fetchall()
 print(json.dumps({id: json.loads(text) for id, text in rows}))
 "#;
-    let run = python_with_duckdb()
-        .args(["-c", script, dir])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let duck: BTreeMap<String, Value> = serde_json::from_slice(&run.stdout).unwrap();
+    let duck: BTreeMap<String, Value> = serde_json::from_value(duckdb_script_json(
+        ["-c", script, dir].map(std::ffi::OsStr::new),
+    ))
+    .unwrap();
     let conn = open(&fx.db());
     let mut stmt = conn
         .prepare("SELECT id, raw_json FROM evaluation_json")
