@@ -641,7 +641,15 @@ fn an_archive_from_schema_5_reads_each_evaluations_json_from_its_call_after_the_
            INSERT INTO evaluations (provider, id, call_id, hallucination, raw_json, call_seq)
            VALUES ('bluejay', 'by-hand#evaluation-0', 'by-hand', 1, '{"hallucination":true}', 1000000),
                   ('bluejay', 'twice', 'by-hand', NULL, '{"id":"twice","n":2}', 1000000),
-                  ('bluejay', 'elsewhere', 'by-hand', NULL, '{"id":"elsewhere"}', 1000000);"#,
+                  ('bluejay', 'elsewhere', 'by-hand', NULL, '{"id":"elsewhere"}', 1000000);
+           INSERT INTO calls (provider, id, raw_json, raw_hash, synced_at, seq)
+           VALUES ('clarion', '7', '{"id":7,"analysis":{"summary":"ok"}}', 0,
+                   '2026-11-02T00:00:00.000Z', 1000001),
+                  ('clarion', '8', '{"id":8,"analysis":"{\"successEvaluation\":\"true\"}"}', 0,
+                   '2026-11-02T00:00:00.000Z', 1000002);
+           INSERT INTO evaluations (provider, id, call_id, raw_json, call_seq)
+           VALUES ('clarion', '7', '7', '{"summary":"ok"}', 1000001),
+                  ('clarion', '8', '8', '{"successEvaluation":"true"}', 1000002);"#,
     )
     .unwrap();
     drop(conn);
@@ -661,7 +669,8 @@ fn an_archive_from_schema_5_reads_each_evaluations_json_from_its_call_after_the_
     assert_eq!(
         strings(
             &conn,
-            "SELECT id || ' ' || json_path FROM evaluations WHERE call_id <> 'by-hand' ORDER BY id"
+            "SELECT id || ' ' || json_path FROM evaluations
+             WHERE call_id <> 'by-hand' AND provider = 'bluejay' ORDER BY id"
         ),
         paths,
         "the upgrade finds each evaluation where a sync puts it"
@@ -671,7 +680,7 @@ fn an_archive_from_schema_5_reads_each_evaluations_json_from_its_call_after_the_
         "SELECT e.id || ' ' || coalesce(e.json_path, '-') || ' ' || coalesce(e.unplaced_json, '-')
                 || ' ' || j.raw_json
          FROM evaluations e JOIN evaluation_json j ON j.provider = e.provider AND j.id = e.id
-         WHERE e.call_id = 'by-hand' ORDER BY e.id",
+         WHERE e.call_id = 'by-hand' OR e.provider = 'clarion' ORDER BY e.provider, e.id",
     );
     assert_eq!(
         by_hand,
@@ -679,6 +688,9 @@ fn an_archive_from_schema_5_reads_each_evaluations_json_from_its_call_after_the_
             r#"by-hand#evaluation-0 $.evaluations[0] - {"hallucination":true}"#,
             r#"elsewhere - {"id":"elsewhere"} {"id":"elsewhere"}"#,
             r#"twice $.evaluations[2] - {"id":"twice","n":2}"#,
+            // Clarion's analysis, an object or a string of JSON.
+            r#"7 $.analysis - {"summary":"ok"}"#,
+            r#"8 $.analysis - {"successEvaluation":"true"}"#,
         ]
     );
     assert_eq!(
@@ -688,8 +700,11 @@ fn an_archive_from_schema_5_reads_each_evaluations_json_from_its_call_after_the_
         ),
         0
     );
-    conn.execute_batch("DELETE FROM evaluations WHERE call_id = 'by-hand'; DELETE FROM calls WHERE id = 'by-hand';")
-        .unwrap();
+    conn.execute_batch(
+        "DELETE FROM evaluations WHERE call_id = 'by-hand' OR provider = 'clarion';
+         DELETE FROM calls WHERE id = 'by-hand' OR provider = 'clarion';",
+    )
+    .unwrap();
     assert_archive_matches(&conn, &served_calls(&fx.server));
 }
 
