@@ -723,3 +723,38 @@ fn an_archive_from_before_schema_5_is_upgraded_by_its_first_incremental_export()
     drop(conn);
     assert_lake_holds(&lake, &db);
 }
+
+#[test]
+fn a_lake_written_from_another_archive_schema_is_rewritten_whole_once() {
+    let fx = Fixture::synced(40, 2);
+    let db = fx.db();
+    let lake = fx.dir.path().join("lake");
+    let with_raw = ["--tables", "calls,evaluations", "--with-raw"];
+    let out = lake_export(&db, &lake, &with_raw);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let partitions = archive_partitions(&db).len();
+    // The manifest of a build from before the schema was kept in it.
+    let manifest = lake.join("_callvault_manifest.json");
+    let mut kept: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    assert_eq!(kept["schema_version"], callvault::store::SCHEMA_VERSION);
+    kept.as_object_mut().unwrap().remove("schema_version");
+    std::fs::write(&manifest, serde_json::to_vec(&kept).unwrap()).unwrap();
+
+    let out = lake_export(&db, &lake, &with_raw);
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("every partition is rewritten once"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{partitions} partitions rewritten")),
+        "{stderr}"
+    );
+    let out = lake_export(&db, &lake, &with_raw);
+    assert!(
+        stderr_of(&out).contains("0 partitions rewritten"),
+        "{}",
+        stderr_of(&out)
+    );
+}

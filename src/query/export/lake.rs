@@ -195,6 +195,7 @@ pub fn export_lake(
             manifest_version: manifest::MANIFEST_VERSION,
             written_by: format!("callvault {}", env!("CARGO_PKG_VERSION")),
             archive_id,
+            schema_version: Some(crate::store::SCHEMA_VERSION),
             snapshot_at: snapshot.snapshot_at.clone(),
             last_synced_at: snapshot.last_synced_at.clone(),
             options: wanted,
@@ -300,6 +301,15 @@ fn read_changes(
                 describe(&m.options),
                 describe(wanted)
             )))
+        }
+        Found::Manifest(m) if m.schema_version != Some(crate::store::SCHEMA_VERSION) => {
+            tracing::warn!(
+                "{} was written from archive schema {}, this archive is at {}: every partition is rewritten once",
+                out.display(),
+                m.schema_version.map_or("before 6".into(), |v| v.to_string()),
+                crate::store::SCHEMA_VERSION
+            );
+            BTreeMap::new()
         }
         Found::Manifest(m) => m.partitions.clone(),
         Found::Unreadable(why) => {

@@ -25,6 +25,11 @@ pub(super) struct Manifest {
     pub written_by: String,
     /// The archive the lake mirrors (`archive_meta.archive_id`).
     pub archive_id: String,
+    /// The archive's schema version the files were written from: a schema change can change a
+    /// table's columns (schema 6 put `json_path` where evaluations had `raw_json`), and a lake
+    /// must not mix files of two shapes. Missing in manifests written before it was kept.
+    #[serde(default)]
+    pub schema_version: Option<i64>,
     /// When the archive was read for the last run (RFC 3339 UTC): the lake holds the archive
     /// as it was then.
     pub snapshot_at: String,
