@@ -6,8 +6,9 @@
 //! snapshot): the calls' groups (`calls_agent_created`: provider, agent, created_at, seq),
 //! the evaluations' figures in `call_seq` order (`evaluations_seq`), and the turns' time to
 //! first byte in `call_seq` order (the turns' primary key). The evaluations are read on a second
-//! connection in the same snapshot while the calls are read, one core each (`evaluation_rows`
-//! holds them, about 32 bytes each, until the calls are in). Evaluations and turns meet their
+//! connection in the same snapshot while the calls are read, one core each; up to
+//! `CHUNKS_AHEAD` chunks of them (64 MB) wait for the calls, then the reader waits too, so
+//! memory stays bounded. Evaluations and turns meet their
 //! call's groups through an array indexed by seq, with no string compared, which is several
 //! times faster than SQLite's join over a million evaluations.
 //!
@@ -401,18 +402,27 @@ impl EvaluationRow {
     }
 }
 
-/// Rows a chunk of `evaluation_rows` holds: chunks, not one vector that doubles as it grows.
+/// Rows in a chunk of `read_evaluations`.
 const EVALUATION_CHUNK: usize = 65_536;
 
-/// Every evaluation's figures in `call_seq` order (about 50 MB at 1.5 million evaluations).
-fn evaluation_rows(conn: &Connection) -> Result<Vec<Vec<EvaluationRow>>, QueryError> {
+/// Chunks read ahead on the second connection while the calls are still being read: 64 MB
+/// (about two million evaluations). Past that the reader waits, so memory stays bounded
+/// whatever the archive's size.
+const CHUNKS_AHEAD: usize = 32;
+
+/// Reads every evaluation's figures in `call_seq` order and hands them to `each` a chunk at a
+/// time, until `each` answers false.
+fn read_evaluations(
+    conn: &Connection,
+    mut each: impl FnMut(Vec<EvaluationRow>) -> bool,
+) -> Result<(), QueryError> {
     let mut stmt = conn.prepare(
         "SELECT call_seq, avg_agent_latency, hallucination, goal_success, redundancy,
                 sentiment_score
          FROM evaluations WHERE call_seq IS NOT NULL ORDER BY call_seq",
     )?;
     let mut rows = stmt.raw_query();
-    let mut chunks: Vec<Vec<EvaluationRow>> = Vec::new();
+    let mut chunk = Vec::with_capacity(EVALUATION_CHUNK);
     while let Some(row) = rows.next()? {
         let sentiment = match row.get_ref(5)? {
             ValueRef::Null => f64::NAN,
@@ -430,22 +440,25 @@ fn evaluation_rows(conn: &Connection) -> Result<Vec<Vec<EvaluationRow>>, QueryEr
             let (has, is_one) = verdict_at(row, i)?;
             verdicts |= u8::from(has) << at | u8::from(is_one) << (at + 1);
         }
-        let read = EvaluationRow {
+        chunk.push(EvaluationRow {
             seq: row.get(0)?,
             latency: latency_at(row, 1)?.unwrap_or(f64::NAN),
             sentiment,
             verdicts,
-        };
-        match chunks.last_mut() {
-            Some(chunk) if chunk.len() < EVALUATION_CHUNK => chunk.push(read),
-            _ => {
-                let mut chunk = Vec::with_capacity(EVALUATION_CHUNK);
-                chunk.push(read);
-                chunks.push(chunk);
-            }
+        });
+        if chunk.len() == EVALUATION_CHUNK
+            && !each(std::mem::replace(
+                &mut chunk,
+                Vec::with_capacity(EVALUATION_CHUNK),
+            ))
+        {
+            return Ok(());
         }
     }
-    Ok(chunks)
+    if !chunk.is_empty() {
+        each(chunk);
+    }
+    Ok(())
 }
 
 /// The read transaction `begin_in_one_snapshot` began on a connection, ended when dropped.
@@ -473,7 +486,14 @@ pub fn read(
         true => (begin_in_one_snapshot(conn)?, Some(ReadTransaction(conn))),
         false => (None, None),
     };
-    let evaluations_ahead = helper.map(|h| std::thread::spawn(move || evaluation_rows(&h)));
+    let evaluations_ahead = helper.map(|h| {
+        let (chunks_out, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+        // Stops early when the receiver is gone (this read failed).
+        let reader = std::thread::spawn(move || {
+            read_evaluations(&h, |chunk| chunks_out.send(chunk).is_ok())
+        });
+        (reader, chunks)
+    });
     let mut groupers: Vec<Grouper> = groupings.iter().map(|g| Grouper::new(*g)).collect();
     let mut seqs: Vec<(i64, u32)> = Vec::new();
     let mut calls: u32 = 0;
@@ -506,62 +526,68 @@ pub fn read(
     // Each call's summed sentiment scores, by call index (SQL NULL: none).
     let mut call_sentiment: Vec<Option<f64>> = vec![None; calls as usize];
     let mut slowest_evaluated = SlowestCalls::new(reads.slowest);
-    let evaluations = match evaluations_ahead {
-        Some(reader) => reader
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-        None => evaluation_rows(conn)?,
-    };
-    {
-        let mut open = CallEvaluations::default();
-        let mut close = |open: &mut CallEvaluations, groupers: &mut [Grouper]| {
-            if let Some((_, call)) = open.call.take() {
-                call_sentiment[call as usize] = open.sentiment.value();
-                for grouper in groupers.iter_mut() {
-                    grouper.group_of(call).evaluated_calls += 1;
-                }
-            }
-            open.sentiment = SqlSum::default();
-        };
-        for row in evaluations.iter().flatten() {
-            let seq = row.seq;
-            if open.call.is_none_or(|(s, _)| s != seq) {
-                close(&mut open, &mut groupers);
-                // No such call, or one the filter leaves out: no group.
-                match calls_by_seq.get(seq) {
-                    Some(call) => open.call = Some((seq, call)),
-                    None => continue,
-                }
-            }
-            let Some((_, call)) = open.call else {
-                continue;
-            };
-            let (latency, sentiment) = (row.latency(), row.sentiment());
-            let hallucination = row.verdict(EvaluationRow::HALLUCINATION);
-            let goal = row.verdict(EvaluationRow::GOAL);
-            let redundancy = row.verdict(EvaluationRow::REDUNDANCY);
-            if let Some(value) = sentiment {
-                open.sentiment.add(value);
-            }
-            if let Some(value) = latency {
-                slowest_evaluated.sample(seq, value);
-            }
-            for grouper in &mut groupers {
-                let group = grouper.group_of(call);
-                if let Some(value) = latency {
-                    group.latency[0].push(value);
-                }
-                group.verdicts += i64::from(hallucination.0);
-                group.flagged += i64::from(hallucination.1);
-                group.goal_n += i64::from(goal.0);
-                group.goal_ok += i64::from(goal.1);
-                group.redundancy_n += i64::from(redundancy.0);
-                group.redundant += i64::from(redundancy.1);
-                group.sentiment_n += i64::from(sentiment.is_some());
+    let mut open = CallEvaluations::default();
+    let mut close = |open: &mut CallEvaluations, groupers: &mut [Grouper]| {
+        if let Some((_, call)) = open.call.take() {
+            call_sentiment[call as usize] = open.sentiment.value();
+            for grouper in groupers.iter_mut() {
+                grouper.group_of(call).evaluated_calls += 1;
             }
         }
-        close(&mut open, &mut groupers);
+        open.sentiment = SqlSum::default();
+    };
+    let mut add = |row: &EvaluationRow| {
+        let seq = row.seq;
+        if open.call.is_none_or(|(s, _)| s != seq) {
+            close(&mut open, &mut groupers);
+            // No such call, or one the filter leaves out: no group.
+            match calls_by_seq.get(seq) {
+                Some(call) => open.call = Some((seq, call)),
+                None => return,
+            }
+        }
+        let Some((_, call)) = open.call else {
+            return;
+        };
+        let (latency, sentiment) = (row.latency(), row.sentiment());
+        let hallucination = row.verdict(EvaluationRow::HALLUCINATION);
+        let goal = row.verdict(EvaluationRow::GOAL);
+        let redundancy = row.verdict(EvaluationRow::REDUNDANCY);
+        if let Some(value) = sentiment {
+            open.sentiment.add(value);
+        }
+        if let Some(value) = latency {
+            slowest_evaluated.sample(seq, value);
+        }
+        for grouper in &mut groupers {
+            let group = grouper.group_of(call);
+            if let Some(value) = latency {
+                group.latency[0].push(value);
+            }
+            group.verdicts += i64::from(hallucination.0);
+            group.flagged += i64::from(hallucination.1);
+            group.goal_n += i64::from(goal.0);
+            group.goal_ok += i64::from(goal.1);
+            group.redundancy_n += i64::from(redundancy.0);
+            group.redundant += i64::from(redundancy.1);
+            group.sentiment_n += i64::from(sentiment.is_some());
+        }
+    };
+    match evaluations_ahead {
+        Some((reader, chunks)) => {
+            for chunk in chunks {
+                chunk.iter().for_each(&mut add);
+            }
+            reader
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        }
+        None => read_evaluations(conn, |chunk| {
+            chunk.iter().for_each(&mut add);
+            true
+        })?,
     }
+    close(&mut open, &mut groupers);
 
     let mut slowest_turns = SlowestCalls::new(reads.slowest);
     if reads.turns {
