@@ -94,6 +94,9 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<Outcome> {
     let page = path.with_file_name(DEMO_REPORT);
     write_report(&path, &CallFilter::default(), &page)?;
     print_figures(&path, &page)?;
+    // The report and the figures read on read-only connections, which leave the WAL and its
+    // shared memory beside the archive; the last connection that can write removes them.
+    drop(Archive::open(&path).with_context(|| format!("closing the archive {}", path.display()))?);
     Ok(outcome)
 }
 

@@ -493,6 +493,13 @@ fn demo_syncs_every_platform_and_prints_figures_that_hold() {
     );
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("default-src 'none'") && html.contains("<svg"));
+    // The archive is left whole in its one file: no WAL or shared-memory file beside it.
+    for leftover in ["demo.db-wal", "demo.db-shm"] {
+        assert!(
+            !dir.path().join(leftover).exists(),
+            "{leftover} left behind"
+        );
+    }
     let conn = open(&db);
     // 1,500 calls a platform; Clarion's data set adds its busy day of 1,500 more.
     let per_provider = strings(
