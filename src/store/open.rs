@@ -195,8 +195,6 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     )?)
 }
 
-/// Whether the database is empty (a new archive) or holds callvault's own tables at
-/// `version`; a file with other tables, whatever its `user_version`, is someone else's.
 /// The file's schema version, and whether it is an archive (or an empty file) at that
 /// version. Both are read in one transaction: another process creating the archive at the same
 /// moment could otherwise commit its tables between the two reads, and a new archive would
@@ -212,6 +210,8 @@ fn identify(conn: &Connection, path: &Path) -> Result<(i64, bool), StoreError> {
     read
 }
 
+/// Whether the database is empty (a new archive) or holds callvault's own tables at
+/// `version`; a file with other tables, whatever its `user_version`, is someone else's.
 fn is_archive_or_empty(conn: &Connection, version: i64) -> Result<bool, StoreError> {
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?

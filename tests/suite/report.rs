@@ -577,17 +577,15 @@ fn filters_narrow_every_figure_and_no_call_content_is_shown() {
     let since = days[days.len() / 2].clone();
 
     // --since with --provider: the rows of those providers that stats --since prints.
-    let (_, html) = report(
-        &fx,
-        &[
-            "--since",
-            &since,
-            "--provider",
-            "bluejay",
-            "--provider",
-            "cartesia",
-        ],
-    );
+    let narrowed = [
+        "--since",
+        &since,
+        "--provider",
+        "bluejay",
+        "--provider",
+        "cartesia",
+    ];
+    let (_, html) = report(&fx, &narrowed);
     let kept = |rows: Vec<Value>| -> Vec<Value> {
         rows.into_iter()
             .filter(|r| ["bluejay", "cartesia"].contains(&r["provider"].as_str().unwrap()))
@@ -605,20 +603,7 @@ fn filters_narrow_every_figure_and_no_call_content_is_shown() {
             &format!("{figure} --since"),
         );
         // stats takes the same flags and keeps the same rows.
-        let filtered = stats(
-            &fx,
-            &[
-                figure,
-                "--by",
-                "agent",
-                "--since",
-                &since,
-                "--provider",
-                "bluejay",
-                "--provider",
-                "cartesia",
-            ],
-        );
+        let filtered = stats(&fx, &[&[figure, "--by", "agent"][..], &narrowed].concat());
         assert!(!filtered.is_empty());
         assert_eq!(filtered, rows, "stats {figure} --provider");
     }
