@@ -12,10 +12,11 @@
 //! Files by concern: `open` (the file, pragmas, schema and upgrades), `group` (group
 //! commits), `streams` (stream state, walks in progress, runs), `calls` (call content),
 //! `changes` (which export partitions changed, for incremental exports), `journal` (delete
-//! jobs), `writer` (the writer thread).
+//! jobs), `writer` (the writer thread), `checkpoints` (its checkpoints, beside it).
 
 mod calls;
 pub mod changes;
+mod checkpoints;
 mod group;
 pub mod journal;
 mod migrations;

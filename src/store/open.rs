@@ -22,7 +22,8 @@ const CACHE_KIB: i64 = 64 * 1024;
 /// the same pages again: 10,000 new calls into a million-call archive took 6.3 s at 64 MiB,
 /// 4.0 s at 256 MiB. 1 GiB took 3.6 s but moved a 1.5 s checkpoint to the end of every run,
 /// and bulk deletes' end-to-end rate fell 10% (1,490 to 1,340 a second); at 256 MiB it is
-/// 1,460-1,475 against 1,487-1,494.
+/// 1,460-1,475 against 1,487-1,494. The writer thread's connection checkpoints beside it
+/// instead (`checkpoints`); this interval is for every other connection that writes.
 const CHECKPOINT_PAGES: i64 = 16_384;
 
 /// How long a writer waits for another process's write transaction (a second sync or a delete

@@ -10,11 +10,13 @@
 //! is the costliest step of a write (WAL frames, checkpoints), and a busy sync queues many
 //! pages. The group commits whole or not at all: if one job fails, every job of the group
 //! is answered with an error and nothing of it is kept, so no job is ever half written.
+//! Checkpoints run beside the writer, on a thread of their own (`checkpoints`).
 
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoints::{Checkpointer, WalBudget};
 use super::{Archive, StoreError};
 
 /// Answers a job once the fate of its commit is known (`Some` when the commit failed).
@@ -47,6 +49,7 @@ impl ArchiveWriter {
         let thread = std::thread::Builder::new()
             .name("archive-writer".into())
             .spawn(move || {
+                let mut checkpoints = Checkpointer::start(archive.connection(), WalBudget::ARCHIVE);
                 let mut answers = Vec::with_capacity(GROUP_LIMIT);
                 while let Some(first) = rx.blocking_recv() {
                     let group = archive.begin_group();
@@ -68,7 +71,12 @@ impl ArchiveWriter {
                     for answer in answers.drain(..) {
                         answer(committed.as_ref().err());
                     }
+                    if let Some(checkpoints) = &mut checkpoints {
+                        checkpoints.committed(archive.connection());
+                    }
                 }
+                // Its connection closes first, so the writer's close copies the WAL's rest.
+                drop(checkpoints);
             })
             .ok();
         ArchiveWriter {
