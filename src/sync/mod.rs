@@ -628,7 +628,7 @@ impl StreamWalk<'_> {
         };
         let mut queue: VecDeque<PageCursor> = VecDeque::new();
         let mut inflight: JoinSet<(PageCursor, Result<Page, ProviderError>)> = JoinSet::new();
-        let mut writes: VecDeque<Queued<PageCounts>> = VecDeque::new();
+        let mut writes: VecDeque<Queued<(PageCounts, PageWrite)>> = VecDeque::new();
         tally.admit(cursors, &mut queue, report, &ctx.progress)?;
         loop {
             while inflight.len() < ctx.settings.concurrency.max(1) {
@@ -676,22 +676,24 @@ impl StreamWalk<'_> {
             };
             let (stream, run_id) = (self.stream.clone(), self.run_id);
             // The page is queued, not awaited: the next pages are fetched and parsed while the
-            // writer commits this one (and groups it with others into one transaction).
+            // writer commits this one (and groups it with others into one transaction). The
+            // page comes back with its answer, so its calls are freed here rather than on the
+            // writer's thread, the sync's critical path.
             writes.push_back(
                 ctx.writer
-                    .submit(move |a| a.write_page(&stream, run_id, &write))
+                    .submit(move |a| a.write_page(&stream, run_id, &write).map(|c| (c, write)))
                     .await?,
             );
             while writes.len() > PAGES_AWAITING_COMMIT {
                 if let Some(write) = writes.pop_front() {
-                    report.counts += write.answer().await?;
+                    report.counts += write.answer().await?.0;
                     report.pages += 1;
                     ctx.progress.inc(1);
                 }
             }
         }
         for write in writes {
-            report.counts += write.answer().await?;
+            report.counts += write.answer().await?.0;
             report.pages += 1;
             ctx.progress.inc(1);
         }
