@@ -8,8 +8,12 @@
 //! written (their ratio is how flat the cost stays as the archive grows) and the archive's
 //! bytes per call at the end.
 //!
-//! usage: cargo bench --bench store -- [CALLS] [RUNS] [KEEP]   (default 200000 calls, 3 runs)
-//! KEEP: a path where the last run's archive is left (for the query and report benches).
+//! usage: cargo bench --bench store -- [CALLS] [RUNS] [KEEP] [--ordered-ids]
+//! (default 200000 calls, 3 runs). KEEP: a path where the last run's archive is left (for the
+//! query and report benches). `--ordered-ids`: call ids that grow with creation time (the
+//! simulator's Clarion-style integers) instead of UUIDs, so the two keys on ids (calls' and,
+//! since a Bluejay evaluation's id is its call's plus an index, evaluations') take each new
+//! entry at their end: what the store costs when its keys are not random.
 
 mod common;
 
@@ -46,14 +50,18 @@ impl Run {
     }
 }
 
-fn one_run(calls: u64, keep: Option<&Path>) -> Result<Run, Box<dyn std::error::Error>> {
+fn one_run(
+    calls: u64,
+    keep: Option<&Path>,
+    ids: IdStyle,
+) -> Result<Run, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let path = keep.map_or_else(|| dir.path().join("store-bench.db"), Path::to_path_buf);
     let mut archive = Archive::open(&path)?;
     let (stream, run) = common::bench_stream(&mut archive)?;
     let writer = ArchiveWriter::spawn(archive);
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    let mut data = Dataset::new(7, calls, 3, chrono::Utc::now(), IdStyle::Uuid);
+    let mut data = Dataset::new(7, calls, 3, chrono::Utc::now(), ids);
     let renderer = data.renderer();
     let slots = data.all_live();
     let mut timed = Vec::new();
@@ -102,6 +110,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let calls: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let ids = if std::env::args().any(|a| a == "--ordered-ids") {
+        IdStyle::Integer
+    } else {
+        IdStyle::Uuid
+    };
     let mut rates = Vec::new();
     let mut firsts = Vec::new();
     let mut lasts = Vec::new();
@@ -113,7 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     for r in 0..runs {
-        let run = one_run(calls, keep.filter(|_| r + 1 == runs))?;
+        let run = one_run(calls, keep.filter(|_| r + 1 == runs), ids)?;
         rates.push(Run::rate(&run.chunks));
         let (first, last) = run.ends();
         println!(
@@ -132,9 +145,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (first, last) = (median(&mut firsts), median(&mut lasts));
     println!(
-        "store_only calls={calls} runs={runs} median_calls_per_s={:.0} min={:.0} max={:.0} \
+        "store_only calls={calls} runs={runs} ids={} median_calls_per_s={:.0} min={:.0} max={:.0} \
          first_{END_CALLS}={first:.0} last_{END_CALLS}={last:.0} last_over_first={:.2} \
          bytes_per_call={:.0}",
+        if ids == IdStyle::Integer {
+            "ordered"
+        } else {
+            "uuid"
+        },
         median(&mut rates.clone()),
         rates.iter().copied().fold(f64::INFINITY, f64::min),
         rates.iter().copied().fold(0.0, f64::max),
