@@ -544,16 +544,30 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord, seq: i64) -> rus
     }
     for e in &call.evaluations {
         // An evaluation id already archived, on another call or listed twice by this one,
-        // moves here with its custom metrics: the newest word on it. A delete and a plain
-        // insert rather than INSERT OR REPLACE: a REPLACE on a table with indexes needs a
-        // statement journal, which costs more than the whole insert.
-        let archived: Option<Option<i64>> = tx
-            .prepare_cached("SELECT call_seq FROM evaluations WHERE provider = ?1 AND id = ?2")?
-            .query_row(params![p, e.id], |r| r.get(0))
-            .optional()?;
-        if let Some(old_seq) = archived {
-            tx.prepare_cached("DELETE FROM evaluations WHERE provider = ?1 AND id = ?2")?
-                .execute(params![p, e.id])?;
+        // moves here with its custom metrics: the newest word on it. An id that begins with
+        // its call's (one the parser made up) names that call, so only the call itself can
+        // hold it; other ids are found across calls through `evaluations_given_id`, whose
+        // condition the query repeats so that SQLite uses it. A delete and a plain insert
+        // rather than INSERT OR REPLACE: a REPLACE on a table with indexes needs a statement
+        // journal, which costs more than the whole insert.
+        let archived: Option<(i64, Option<i64>)> = if e.id.starts_with(id.as_str()) {
+            tx.prepare_cached(
+                "SELECT rowid, call_seq FROM evaluations
+                 WHERE call_seq = ?1 AND provider = ?2 AND id = ?3",
+            )?
+            .query_row(params![seq, p, e.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+        } else {
+            tx.prepare_cached(
+                "SELECT rowid, call_seq FROM evaluations
+                 WHERE provider = ?1 AND id = ?2 AND substr(id, 1, length(call_id)) <> call_id",
+            )?
+            .query_row(params![p, e.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+        };
+        if let Some((rowid, old_seq)) = archived {
+            tx.prepare_cached("DELETE FROM evaluations WHERE rowid = ?1")?
+                .execute([rowid])?;
             if let Some(old_seq) = old_seq {
                 tx.prepare_cached(
                     "DELETE FROM custom_metrics WHERE call_seq = ?1 AND evaluation_id = ?2",
@@ -725,5 +739,62 @@ mod tests {
             .query_row("SELECT count(*) FROM evaluations", [], |r| r.get(0))
             .unwrap();
         assert_eq!(evals, 0);
+    }
+
+    #[test]
+    fn evaluation_ids_that_name_their_call_stay_out_of_the_given_id_index() {
+        let (_dir, mut archive, stream, run) = archive_with_run();
+        let page = |json: &str| vec![crate::providers::bluejay::parse_call_log(json).unwrap()];
+        // c1's first evaluation gets `c1#evaluation-0`; the second is given an id beginning
+        // with c1's and listed twice (the last one is kept); c2's is given one that does not.
+        for json in [
+            r#"{"id":"c1","agent_id":"a","evaluations":[{"num_turns":1},
+                {"id":"c1-x","num_turns":2},{"id":"c1-x","num_turns":3}]}"#,
+            r#"{"id":"c2","agent_id":"a","evaluations":[{"id":"e9","num_turns":4}]}"#,
+            r#"{"id":"c1","agent_id":"a","status":"changed","evaluations":[{"num_turns":5},
+                {"id":"c1-x","num_turns":6},{"id":"c1-x","num_turns":7}]}"#,
+        ] {
+            archive
+                .write_page(&stream, run, &PageWrite::of_calls(page(json)))
+                .unwrap();
+        }
+        let conn = archive.connection();
+        let rows = |sql: &str| -> Vec<String> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(
+            rows("SELECT call_id || ' ' || id || ' ' || num_turns FROM evaluations ORDER BY id"),
+            ["c1 c1#evaluation-0 5", "c1 c1-x 7", "c2 e9 4"]
+        );
+        assert_eq!(
+            rows(
+                "SELECT id FROM evaluations INDEXED BY evaluations_given_id
+                 WHERE provider = 'bluejay' AND substr(id, 1, length(call_id)) <> call_id"
+            ),
+            ["e9"]
+        );
+        // Each lookup by id reads an index, never the whole table.
+        for (query, index) in [
+            (
+                "SELECT rowid, call_seq FROM evaluations
+                 WHERE provider = 'bluejay' AND id = 'e9' AND substr(id, 1, length(call_id)) <> call_id",
+                "evaluations_given_id",
+            ),
+            (
+                "SELECT rowid, call_seq FROM evaluations
+                 WHERE call_seq = 1 AND provider = 'bluejay' AND id = 'c1-x'",
+                "evaluations_seq",
+            ),
+        ] {
+            let plan: String = conn
+                .query_row(&format!("EXPLAIN QUERY PLAN {query}"), [], |r| r.get(3))
+                .unwrap();
+            assert!(plan.starts_with("SEARCH") && plan.contains(index), "{plan}");
+        }
     }
 }

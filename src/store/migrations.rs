@@ -337,4 +337,86 @@ pub(crate) const STEPS: &[&str] = &[
                  THEN json(json_extract(c.raw_json, e.json_path))
             END AS raw_json
         FROM evaluations e LEFT JOIN calls c ON c.seq = e.call_seq;",
+    // 7: evaluations are keyed by their call, not by a random id. The primary key on
+    // (provider, id) took every new evaluation at a random leaf: a commit of a few hundred calls
+    // rewrote a few hundred 16 KB leaves of it, even in a small archive, and more of them missed
+    // the cache as it grew (store bench to 1,000,000 calls: 9,505 calls/s with ids as random as
+    // Bluejay's, 22,647 with ids that grow with time). Most evaluation ids name their call: a
+    // provider that gives none gets `<call id>#evaluation-<i>` (Bluejay) or the call's id
+    // (Clarion), and such an id can only be on that call, whose evaluations the writer finds by
+    // `call_seq`. Only ids a provider gives, which may move from call to call, are kept unique
+    // across calls, by a partial index that holds just them (none from a provider that gives
+    // none). The table is rebuilt in the order of its calls.
+    "DROP VIEW evaluation_json;
+    CREATE TABLE evaluations_v7 (
+        provider        TEXT NOT NULL,
+        id              TEXT NOT NULL,
+        call_id         TEXT NOT NULL,
+        created_at      TEXT,
+        hallucination   INTEGER,
+        hallucination_reasoning TEXT,
+        redundancy      INTEGER,
+        redundancy_reasoning TEXT,
+        goal_success    INTEGER,
+        goal_reasoning  TEXT,
+        agent_speak_percentage REAL,
+        avg_agent_latency REAL,
+        p50_agent_latency REAL,
+        p90_agent_latency REAL,
+        p95_agent_latency REAL,
+        p99_agent_latency REAL,
+        max_agent_latency REAL,
+        avg_filler_ignored_latency REAL,
+        p50_filler_ignored_latency REAL,
+        p90_filler_ignored_latency REAL,
+        p95_filler_ignored_latency REAL,
+        p99_filler_ignored_latency REAL,
+        num_turns       INTEGER,
+        call_summary    TEXT,
+        custom_evals_json TEXT,
+        custom_evals_success_rate REAL,
+        pronunciation_score REAL,
+        pronunciation_reasoning TEXT,
+        sentiment_label TEXT,
+        sentiment_score REAL,
+        sentiment_scores_json TEXT,
+        call_seq        INTEGER,
+        json_path       TEXT,
+        unplaced_json   TEXT,
+        FOREIGN KEY (call_seq) REFERENCES calls (seq) ON DELETE CASCADE
+    );
+    INSERT INTO evaluations_v7 (provider, id, call_id, created_at, hallucination,
+            hallucination_reasoning, redundancy, redundancy_reasoning, goal_success, goal_reasoning,
+            agent_speak_percentage, avg_agent_latency, p50_agent_latency, p90_agent_latency,
+            p95_agent_latency, p99_agent_latency, max_agent_latency, avg_filler_ignored_latency,
+            p50_filler_ignored_latency, p90_filler_ignored_latency, p95_filler_ignored_latency,
+            p99_filler_ignored_latency, num_turns, call_summary, custom_evals_json,
+            custom_evals_success_rate, pronunciation_score, pronunciation_reasoning,
+            sentiment_label, sentiment_score, sentiment_scores_json, call_seq, json_path,
+            unplaced_json)
+        SELECT provider, id, call_id, created_at, hallucination,
+            hallucination_reasoning, redundancy, redundancy_reasoning, goal_success, goal_reasoning,
+            agent_speak_percentage, avg_agent_latency, p50_agent_latency, p90_agent_latency,
+            p95_agent_latency, p99_agent_latency, max_agent_latency, avg_filler_ignored_latency,
+            p50_filler_ignored_latency, p90_filler_ignored_latency, p95_filler_ignored_latency,
+            p99_filler_ignored_latency, num_turns, call_summary, custom_evals_json,
+            custom_evals_success_rate, pronunciation_score, pronunciation_reasoning,
+            sentiment_label, sentiment_score, sentiment_scores_json, call_seq, json_path,
+            unplaced_json
+        FROM evaluations ORDER BY call_seq, rowid;
+    DROP TABLE evaluations;
+    ALTER TABLE evaluations_v7 RENAME TO evaluations;
+    CREATE INDEX evaluations_seq ON evaluations (
+        call_seq, avg_agent_latency, hallucination, goal_success, redundancy, sentiment_score
+    );
+    -- The ids a provider gave: those that do not begin with their call's id.
+    CREATE UNIQUE INDEX evaluations_given_id ON evaluations (provider, id)
+        WHERE substr(id, 1, length(call_id)) <> call_id;
+    CREATE VIEW evaluation_json AS
+        SELECT e.provider, e.id, e.call_id, e.call_seq,
+            CASE WHEN e.unplaced_json IS NOT NULL THEN e.unplaced_json
+                 WHEN json_valid(c.raw_json) AND json_valid(json_extract(c.raw_json, e.json_path))
+                 THEN json(json_extract(c.raw_json, e.json_path))
+            END AS raw_json
+        FROM evaluations e LEFT JOIN calls c ON c.seq = e.call_seq;",
 ];
