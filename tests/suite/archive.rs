@@ -703,9 +703,24 @@ fn an_archive_from_schema_5_reads_each_evaluations_json_from_its_call_after_the_
     assert_eq!(
         count(
             &conn,
-            "SELECT count(*) FROM sqlite_master WHERE name = 'evaluations_call'"
+            "SELECT count(*) FROM sqlite_master WHERE name = 'evaluations_call'
+                OR name LIKE 'sqlite_autoindex_evaluations%'"
         ),
-        0
+        0,
+        "schema 7: no key on evaluations' random ids"
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM evaluations") as usize,
+        paths.len() + 5
+    );
+    // Only the ids a provider gave, not those made from their call's id, are indexed.
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT id FROM evaluations INDEXED BY evaluations_given_id
+             WHERE substr(id, 1, length(call_id)) <> call_id ORDER BY id"
+        ),
+        ["elsewhere", "twice"]
     );
     conn.execute_batch(
         "DELETE FROM evaluations WHERE call_id = 'by-hand' OR provider = 'clarion';
