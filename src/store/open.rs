@@ -236,6 +236,17 @@ fn is_archive_or_empty(conn: &Connection, version: i64) -> Result<bool, StoreErr
 /// lock first and reads the version again inside it, so two processes opening the same new
 /// (or old) archive at once do each step once: the second waits, then finds it done.
 fn bring_up_to_date(conn: &Connection, path: &Path, existed: bool) -> Result<(), StoreError> {
+    // A step that rebuilds a table drops it and renames the new one to its name. SQLite's
+    // rename checks every view, and a view of the user's over the dropped table ("error in
+    // view ...: no such table") would fail the upgrade; the legacy rename leaves views alone,
+    // and theirs find the table again by its name.
+    conn.pragma_update(None, "legacy_alter_table", "ON")?;
+    let upgraded = run_steps(conn, path, existed);
+    conn.pragma_update(None, "legacy_alter_table", "OFF")?;
+    upgraded
+}
+
+fn run_steps(conn: &Connection, path: &Path, existed: bool) -> Result<(), StoreError> {
     loop {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let at: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -361,7 +372,12 @@ mod tests {
                          '2026-11-02T10:00:00.000Z');
                  INSERT INTO call_tags (provider, call_id, tag) VALUES ('bluejay', 'c1', 'vip');
                  INSERT INTO participants (provider, call_id, idx, role)
-                 VALUES ('bluejay', 'c1', 0, 'AGENT');"
+                 VALUES ('bluejay', 'c1', 0, 'AGENT');
+                 INSERT INTO evaluations (provider, id, call_id, raw_json)
+                 VALUES ('bluejay', 'e1', 'c1', '{{}}');
+                 -- A user's own views over tables that upgrades rebuild.
+                 CREATE VIEW my_tags AS SELECT call_id, tag FROM call_tags;
+                 CREATE VIEW my_evaluations AS SELECT id, call_id FROM evaluations;"
             ))
             .unwrap();
         drop(Archive::open(&path).unwrap());
@@ -370,6 +386,14 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+        let mine: String = conn
+            .query_row(
+                "SELECT t.tag || ' ' || e.id FROM my_tags t JOIN my_evaluations e USING (call_id)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(mine, "vip e1");
         let summary: String = conn
             .query_row("SELECT summary FROM calls WHERE id = 'c1'", [], |r| {
                 r.get(0)
