@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::changes::{touch_partition, touch_partition_of_seq};
+use super::changes::touch_partition;
 use super::streams::call_of_source;
 use super::{content_hash, id_hash, Archive, CommittedPage, StoreError, StreamId};
 use crate::providers::{CallRecord, ProviderKind};
@@ -543,41 +543,23 @@ fn insert_children(tx: &Connection, p: &str, call: &CallRecord, seq: i64) -> rus
         }
     }
     for e in &call.evaluations {
-        // An evaluation id already archived, on another call or listed twice by this one,
-        // moves here with its custom metrics: the newest word on it. An id that begins with
-        // its call's (one the parser made up) names that call, so only the call itself can
-        // hold it; other ids are found across calls through `evaluations_given_id`, whose
-        // condition the query repeats so that SQLite uses it. A delete and a plain insert
-        // rather than INSERT OR REPLACE: a REPLACE on a table with indexes needs a statement
-        // journal, which costs more than the whole insert.
-        let archived: Option<(i64, Option<i64>)> = if e.id.starts_with(id.as_str()) {
-            tx.prepare_cached(
-                "SELECT rowid, call_seq FROM evaluations
-                 WHERE call_seq = ?1 AND provider = ?2 AND id = ?3",
-            )?
-            .query_row(params![seq, p, e.id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-        } else {
-            tx.prepare_cached(
-                "SELECT rowid, call_seq FROM evaluations
-                 WHERE provider = ?1 AND id = ?2 AND substr(id, 1, length(call_id)) <> call_id",
-            )?
-            .query_row(params![p, e.id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-        };
-        if let Some((rowid, old_seq)) = archived {
+        // An evaluation is part of its call, as its JSON is: listed twice by the call, the
+        // last listing is kept, with its custom metrics; the same id on another call is that
+        // call's own. So the lookup stays inside the call (`evaluations_call_id`, whose pages a
+        // sync appends) instead of a key over every evaluation's random id. A delete and a
+        // plain insert rather than INSERT OR REPLACE: a REPLACE on a table with indexes needs
+        // a statement journal, which costs more than the whole insert.
+        let listed: Option<i64> = tx
+            .prepare_cached("SELECT rowid FROM evaluations WHERE call_seq = ?1 AND id = ?2")?
+            .query_row(params![seq, e.id], |r| r.get(0))
+            .optional()?;
+        if let Some(rowid) = listed {
             tx.prepare_cached("DELETE FROM evaluations WHERE rowid = ?1")?
                 .execute([rowid])?;
-            if let Some(old_seq) = old_seq {
-                tx.prepare_cached(
-                    "DELETE FROM custom_metrics WHERE call_seq = ?1 AND evaluation_id = ?2",
-                )?
-                .execute(params![old_seq, e.id])?;
-                // It leaves another call, whose partition exports it no more.
-                if old_seq != seq {
-                    touch_partition_of_seq(tx, old_seq)?;
-                }
-            }
+            tx.prepare_cached(
+                "DELETE FROM custom_metrics WHERE call_seq = ?1 AND evaluation_id = ?2",
+            )?
+            .execute(params![seq, e.id])?;
         }
         tx.prepare_cached(
             "INSERT INTO evaluations (provider, id, call_id, created_at, hallucination,
@@ -672,38 +654,6 @@ mod tests {
     }
 
     #[test]
-    fn an_evaluation_that_moves_to_another_call_takes_its_custom_metrics_along() {
-        let (_dir, mut archive, stream, run) = archive_with_run();
-        let page = |json: &str| vec![crate::providers::bluejay::parse_call_log(json).unwrap()];
-        for json in [
-            r#"{"id":"c1","agent_id":"a","evaluations":[{"id":"e1","custom_metrics":[{"name":"old"}]}]}"#,
-            r#"{"id":"c2","agent_id":"a","evaluations":[{"id":"e1","custom_metrics":[{"name":"new"}]},
-                {"id":"e1","custom_metrics":[{"name":"newest"}]}]}"#,
-        ] {
-            archive
-                .write_page(&stream, run, &PageWrite::of_calls(page(json)))
-                .unwrap();
-        }
-        let conn = archive.connection();
-        let metrics: Vec<(String, String)> = conn
-            .prepare("SELECT call_id, name FROM custom_metrics WHERE evaluation_id = 'e1'")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(metrics, [("c2".to_string(), "newest".to_string())]);
-        let evaluations: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM evaluations WHERE id = 'e1'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(evaluations, 1);
-    }
-
-    #[test]
     fn unchanged_calls_are_not_rewritten_and_changed_ones_replace_children() {
         let (_dir, mut archive, stream, run) = archive_with_run();
         let mut call = crate::providers::bluejay::parse_call_log(
@@ -742,17 +692,20 @@ mod tests {
     }
 
     #[test]
-    fn evaluation_ids_that_name_their_call_stay_out_of_the_given_id_index() {
+    fn an_evaluation_belongs_to_its_call_and_a_repeated_listing_keeps_the_last() {
         let (_dir, mut archive, stream, run) = archive_with_run();
         let page = |json: &str| vec![crate::providers::bluejay::parse_call_log(json).unwrap()];
-        // c1's first evaluation gets `c1#evaluation-0`; the second is given an id beginning
-        // with c1's and listed twice (the last one is kept); c2's is given one that does not.
+        // c1 lists e1 twice (the last listing is kept, with its custom metrics) beside one
+        // without an id; c2 lists e1 too, which stays c2's own; c1 then changes.
         for json in [
             r#"{"id":"c1","agent_id":"a","evaluations":[{"num_turns":1},
-                {"id":"c1-x","num_turns":2},{"id":"c1-x","num_turns":3}]}"#,
-            r#"{"id":"c2","agent_id":"a","evaluations":[{"id":"e9","num_turns":4}]}"#,
+                {"id":"e1","num_turns":2,"custom_metrics":[{"name":"first"}]},
+                {"id":"e1","num_turns":3,"custom_metrics":[{"name":"second"}]}]}"#,
+            r#"{"id":"c2","agent_id":"a","evaluations":[{"id":"e1","num_turns":4,
+                "custom_metrics":[{"name":"c2's"}]}]}"#,
             r#"{"id":"c1","agent_id":"a","status":"changed","evaluations":[{"num_turns":5},
-                {"id":"c1-x","num_turns":6},{"id":"c1-x","num_turns":7}]}"#,
+                {"id":"e1","num_turns":6,"custom_metrics":[{"name":"old"}]},
+                {"id":"e1","num_turns":7,"custom_metrics":[{"name":"newest"}]}]}"#,
         ] {
             archive
                 .write_page(&stream, run, &PageWrite::of_calls(page(json)))
@@ -768,33 +721,24 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            rows("SELECT call_id || ' ' || id || ' ' || num_turns FROM evaluations ORDER BY id"),
-            ["c1 c1#evaluation-0 5", "c1 c1-x 7", "c2 e9 4"]
+            rows(
+                "SELECT call_id || ' ' || id || ' ' || num_turns FROM evaluations
+                 ORDER BY call_id, id"
+            ),
+            ["c1 c1#evaluation-0 5", "c1 e1 7", "c2 e1 4"]
         );
         assert_eq!(
-            rows(
-                "SELECT id FROM evaluations INDEXED BY evaluations_given_id
-                 WHERE provider = 'bluejay' AND substr(id, 1, length(call_id)) <> call_id"
-            ),
-            ["e9"]
+            rows("SELECT call_id || ' ' || name FROM custom_metrics ORDER BY call_id"),
+            ["c1 newest", "c2 c2's"]
         );
-        // Each lookup by id reads an index, never the whole table.
-        for (query, index) in [
-            (
-                "SELECT rowid, call_seq FROM evaluations
-                 WHERE provider = 'bluejay' AND id = 'e9' AND substr(id, 1, length(call_id)) <> call_id",
-                "evaluations_given_id",
-            ),
-            (
-                "SELECT rowid, call_seq FROM evaluations
-                 WHERE call_seq = 1 AND provider = 'bluejay' AND id = 'c1-x'",
-                "evaluations_seq",
-            ),
-        ] {
-            let plan: String = conn
-                .query_row(&format!("EXPLAIN QUERY PLAN {query}"), [], |r| r.get(3))
-                .unwrap();
-            assert!(plan.starts_with("SEARCH") && plan.contains(index), "{plan}");
-        }
+        // The lookup of a listing reads the call's entries of an index, not the table.
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT rowid FROM evaluations WHERE call_seq = 1 AND id = 'e1'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("evaluations_call_id"), "{plan}");
     }
 }

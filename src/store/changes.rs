@@ -46,17 +46,6 @@ pub(crate) fn touch_partition_of_call(
     Ok(())
 }
 
-/// `touch_partition` for the archived call with this `seq`.
-pub(crate) fn touch_partition_of_seq(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO partition_versions (provider, day, version)
-         SELECT provider, coalesce(substr(created_at, 1, 10), ''), 1 FROM calls WHERE seq = ?1
-         ON CONFLICT (provider, day) DO UPDATE SET version = version + 1",
-    )?
-    .execute(params![seq])?;
-    Ok(())
-}
-
 /// The archive's identity (schema 5): random, made once, kept by every lake exported from it.
 pub fn archive_id(conn: &Connection) -> rusqlite::Result<String> {
     conn.query_row(
@@ -134,7 +123,7 @@ mod tests {
             v(&[("2026-11-01", 3), ("2026-11-02", 1), ("2026-11-03", 1)])
         );
 
-        // An evaluation moving from c3 (day 2) to c1 (day 1) changes both days.
+        // c1 lists an evaluation id c3 lists too: c3 keeps its own, only c1's day changes.
         archive
             .write_page(
                 &stream,
@@ -148,7 +137,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             versions(&archive),
-            v(&[("2026-11-01", 4), ("2026-11-02", 2), ("2026-11-03", 1)])
+            v(&[("2026-11-01", 4), ("2026-11-02", 1), ("2026-11-03", 1)])
         );
 
         // A tombstone and a prune each bump the removed call's day.
@@ -159,13 +148,13 @@ mod tests {
         archive.write_page(&stream, run, &tombstone).unwrap();
         assert_eq!(
             versions(&archive),
-            v(&[("2026-11-01", 4), ("2026-11-02", 2), ("2026-11-03", 2)])
+            v(&[("2026-11-01", 4), ("2026-11-02", 1), ("2026-11-03", 2)])
         );
         let present = [crate::store::id_hash("c1")].into_iter().collect();
         assert_eq!(archive.prune_stream(&stream, None, &present).unwrap(), 1);
         assert_eq!(
             versions(&archive),
-            v(&[("2026-11-01", 4), ("2026-11-02", 3), ("2026-11-03", 2)])
+            v(&[("2026-11-01", 4), ("2026-11-02", 2), ("2026-11-03", 2)])
         );
 
         // Deletes through callvault: a recording cleared, then the call removed.

@@ -337,16 +337,15 @@ pub(crate) const STEPS: &[&str] = &[
                  THEN json(json_extract(c.raw_json, e.json_path))
             END AS raw_json
         FROM evaluations e LEFT JOIN calls c ON c.seq = e.call_seq;",
-    // 7: evaluations are keyed by their call, not by a random id. The primary key on
+    // 7: evaluations are keyed by their call, not by their id. The primary key on
     // (provider, id) took every new evaluation at a random leaf: a commit of a few hundred calls
     // rewrote a few hundred 16 KB leaves of it, even in a small archive, and more of them missed
     // the cache as it grew (store bench to 1,000,000 calls: 9,505 calls/s with ids as random as
-    // Bluejay's, 22,647 with ids that grow with time). Most evaluation ids name their call: a
-    // provider that gives none gets `<call id>#evaluation-<i>` (Bluejay) or the call's id
-    // (Clarion), and such an id can only be on that call, whose evaluations the writer finds by
-    // `call_seq`. Only ids a provider gives, which may move from call to call, are kept unique
-    // across calls, by a partial index that holds just them (none from a provider that gives
-    // none). The table is rebuilt in the order of its calls.
+    // Bluejay's, 22,647 with ids that grow with time). An evaluation is part of its call, as
+    // its JSON is (schema 6): unique within the call (`evaluations_call_id`, whose entries a
+    // sync appends), and the same id listed by two calls is each call's own, where the key
+    // had moved it to the call written last, away from the call whose JSON still lists it.
+    // The table is rebuilt in the order of its calls.
     "DROP VIEW evaluation_json;
     CREATE TABLE evaluations_v7 (
         provider        TEXT NOT NULL,
@@ -409,9 +408,7 @@ pub(crate) const STEPS: &[&str] = &[
     CREATE INDEX evaluations_seq ON evaluations (
         call_seq, avg_agent_latency, hallucination, goal_success, redundancy, sentiment_score
     );
-    -- The ids a provider gave: those that do not begin with their call's id.
-    CREATE UNIQUE INDEX evaluations_given_id ON evaluations (provider, id)
-        WHERE substr(id, 1, length(call_id)) <> call_id;
+    CREATE UNIQUE INDEX evaluations_call_id ON evaluations (call_seq, id);
     CREATE VIEW evaluation_json AS
         SELECT e.provider, e.id, e.call_id, e.call_seq,
             CASE WHEN e.unplaced_json IS NOT NULL THEN e.unplaced_json

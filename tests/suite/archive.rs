@@ -713,14 +713,14 @@ fn an_archive_from_schema_5_reads_each_evaluations_json_from_its_call_after_the_
         count(&conn, "SELECT count(*) FROM evaluations") as usize,
         paths.len() + 5
     );
-    // Only the ids a provider gave, not those made from their call's id, are indexed.
+    // Unique within their call now, not across calls.
     assert_eq!(
         strings(
             &conn,
-            "SELECT id FROM evaluations INDEXED BY evaluations_given_id
-             WHERE substr(id, 1, length(call_id)) <> call_id ORDER BY id"
+            "SELECT id FROM evaluations INDEXED BY evaluations_call_id
+             WHERE call_seq = 1000000 ORDER BY id"
         ),
-        ["elsewhere", "twice"]
+        ["by-hand#evaluation-0", "elsewhere", "twice"]
     );
     conn.execute_batch(
         "DELETE FROM evaluations WHERE call_id = 'by-hand' OR provider = 'clarion';

@@ -336,7 +336,7 @@ mod tests {
         let evaluations = plan(&conn, &options, "evaluations").unwrap();
         for (plan, index) in [
             (&tags, "PRIMARY KEY (call_seq=?)"),
-            (&evaluations, "INDEX evaluations_seq (call_seq=?)"),
+            (&evaluations, "INDEX evaluations_call_id (call_seq=?)"),
         ] {
             let read = steps(&partition_plan(plan, "a", "2026-11-02", &seqs));
             assert!(
