@@ -345,9 +345,9 @@ pub(crate) const STEPS: &[&str] = &[
     // its JSON is (schema 6): unique within the call (`evaluations_call_id`, whose entries a
     // sync appends), and the same id listed by two calls is each call's own, where the key
     // had moved it to the call written last, away from the call whose JSON still lists it.
-    // The table is rebuilt in the order of its calls.
-    "DROP VIEW evaluation_json;
-    CREATE TABLE evaluations_v7 (
+    // The table is rebuilt in the order of its calls; the view `evaluation_json` finds it again
+    // by its name (steps run with the legacy rename, which leaves views alone).
+    "CREATE TABLE evaluations_v7 (
         provider        TEXT NOT NULL,
         id              TEXT NOT NULL,
         call_id         TEXT NOT NULL,
@@ -408,12 +408,5 @@ pub(crate) const STEPS: &[&str] = &[
     CREATE INDEX evaluations_seq ON evaluations (
         call_seq, avg_agent_latency, hallucination, goal_success, redundancy, sentiment_score
     );
-    CREATE UNIQUE INDEX evaluations_call_id ON evaluations (call_seq, id);
-    CREATE VIEW evaluation_json AS
-        SELECT e.provider, e.id, e.call_id, e.call_seq,
-            CASE WHEN e.unplaced_json IS NOT NULL THEN e.unplaced_json
-                 WHEN json_valid(c.raw_json) AND json_valid(json_extract(c.raw_json, e.json_path))
-                 THEN json(json_extract(c.raw_json, e.json_path))
-            END AS raw_json
-        FROM evaluations e LEFT JOIN calls c ON c.seq = e.call_seq;",
+    CREATE UNIQUE INDEX evaluations_call_id ON evaluations (call_seq, id);",
 ];
